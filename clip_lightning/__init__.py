@@ -1,0 +1,44 @@
+"""clip_lightning: OpenAI CLIP evaluation on PyTorch Lightning.
+
+``import clip_lightning as clip`` is a drop-in for OpenAI's ``clip`` package
+(``available_models``, ``load``, ``tokenize``); the Lightning pieces (``CLIPDataModule``,
+``CLIPEvaluator``, ``LinearProbe``) are imported on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from .loading import available_models, load
+from .model import CLIP, build_model
+from .tokenizer import tokenize
+from .transform import image_transform
+from .zeroshot import build_zero_shot_classifier
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CLIP",
+    "CLIPDataModule",
+    "CLIPEvaluator",
+    "LinearProbe",
+    "available_models",
+    "build_model",
+    "build_zero_shot_classifier",
+    "image_transform",
+    "load",
+    "tokenize",
+]
+
+_LAZY = {
+    "CLIPDataModule": "clip_lightning.datamodule",
+    "CLIPEvaluator": "clip_lightning.evaluator",
+    "LinearProbe": "clip_lightning.probe_callback",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'clip_lightning' has no attribute {name!r}")

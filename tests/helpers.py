@@ -1,0 +1,72 @@
+"""Shared test helpers: tiny random CLIP models, oracle copies, TorchScript archives."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+
+from clip_lightning.model import CLIP, CLIPConfig
+
+TINY_VIT = CLIPConfig(
+    embed_dim=32, image_resolution=32, vision_layers=2, vision_width=64, vision_patch_size=8,
+    transformer_width=64, transformer_heads=1, transformer_layers=2,
+)
+TINY_RN = CLIPConfig(
+    embed_dim=32, image_resolution=64, vision_layers=(1, 1, 1, 1), vision_width=8, vision_patch_size=None,
+    transformer_width=64, transformer_heads=1, transformer_layers=2,
+)
+
+
+def random_state_dict(config: CLIPConfig, seed: int = 0, fp16_exact: bool = True) -> dict[str, torch.Tensor]:
+    """Random weights at ``config``'s shapes; BatchNorm statistics are randomized too.
+
+    ``fp16_exact`` rounds through fp16, as OpenAI's checkpoints are, so the oracle (which casts
+    to fp16 when it builds) and ours see identical values.
+    """
+    torch.manual_seed(seed)
+    model = CLIP(config)
+    for name, buf in model.named_buffers():
+        if name.endswith("running_mean"):
+            buf.normal_(0, 0.1)
+        elif name.endswith("running_var"):
+            buf.uniform_(0.5, 1.5)
+    for name, param in model.named_parameters():
+        if name.endswith("bn3.weight"):  # CLIP's init zeroes these; keep the residual branch alive
+            param.data.uniform_(0.5, 1.5)
+    sd = model.state_dict()
+    if fp16_exact:
+        sd = {k: v.half().float() if v.is_floating_point() else v for k, v in sd.items()}
+    return sd
+
+
+def oracle_model(state_dict: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """OpenAI's own model code (test-only dependency) built from ``state_dict``, fp32."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import clip as openai_clip
+    return openai_clip.model.build_model(dict(state_dict)).float().eval()
+
+
+def save_torchscript(state_dict: dict[str, torch.Tensor], path: Path, half: bool = False) -> None:
+    """An OpenAI-style TorchScript archive: the original model traced, with its metadata buffers."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import clip as openai_clip
+    model = openai_clip.model.build_model(dict(state_dict)).eval()  # fp16 like OpenAI's archives
+    if not half:
+        model = model.float()
+    res = model.visual.input_resolution
+    for key, value in (("input_resolution", res), ("context_length", 77), ("vocab_size", 49408)):
+        if hasattr(model, key):
+            delattr(model, key)
+        model.register_buffer(key, torch.tensor(value))
+    image = torch.randn(2, 3, res, res, dtype=model.dtype)
+    text = openai_clip.tokenize(["a cat", "a dog"])
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace_module(
+            model, {"forward": (image, text), "encode_image": (image,), "encode_text": (text,)}
+        )
+    traced.save(str(path))

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import gc
+
+import pytest
+import torch
+
+import clip_lightning as clip
+from clip_lightning.model import MODEL_CONFIGS, CLIP, CLIPConfig, build_model, config_from_state_dict
+
+from .helpers import TINY_RN, TINY_VIT, oracle_model, random_state_dict
+
+TEXTS = ["a photo of a cat", "a diagram", "a much longer sentence about a dog that sits on a mat"]
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
+def _compare_with_oracle(config: CLIPConfig, n_images: int = 2) -> None:
+    sd = random_state_dict(config)
+    ours, ref = build_model(sd), oracle_model(sd)
+    del sd
+    gc.collect()
+    torch.manual_seed(1)
+    res = config.image_resolution
+    images = torch.randn(n_images, 3, res, res)
+    text = clip.tokenize(TEXTS)
+    with torch.no_grad():
+        for a, b in [
+            (ours.encode_image(images), ref.encode_image(images)),
+            (ours.encode_text(text), ref.encode_text(text)),
+            (ours(images, text)[0], ref(images, text)[0]),
+            (ours(images, text)[1], ref(images, text)[1]),
+        ]:
+            assert a.shape == b.shape
+            assert _rel(a, b) < 1e-4
+
+
+@pytest.mark.parametrize("config", [TINY_VIT, TINY_RN], ids=["vit", "resnet"])
+def test_tiny_models_equal_original(config: CLIPConfig) -> None:
+    _compare_with_oracle(config)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(MODEL_CONFIGS))
+def test_published_shapes_equal_original(name: str) -> None:
+    _compare_with_oracle(MODEL_CONFIGS[name])
+
+
+@pytest.mark.parametrize("name", list(MODEL_CONFIGS))
+def test_config_inferred_from_shapes(name: str) -> None:
+    with torch.device("meta"):
+        sd = CLIP(MODEL_CONFIGS[name]).state_dict()
+    assert config_from_state_dict(sd) == MODEL_CONFIGS[name]
+    assert clip.available_models() == list(MODEL_CONFIGS)
+
+
+def test_build_model_leaves_callers_dict_alone() -> None:
+    sd = random_state_dict(TINY_VIT)
+    sd["input_resolution"] = torch.tensor(32)  # OpenAI archives carry these beside the weights
+    sd["context_length"] = torch.tensor(77)
+    sd["vocab_size"] = torch.tensor(49408)
+    before = {k: v.clone() for k, v in sd.items()}
+    model = build_model(sd)
+    assert set(sd) == set(before)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)  # the model must not alias the caller's tensors
+    assert all(torch.equal(sd[k], before[k]) for k in sd)
+    assert not model.training
+
+
+def test_fp16_state_dict_widens_exactly() -> None:
+    sd = {k: v.half() if v.is_floating_point() else v for k, v in random_state_dict(TINY_RN).items()}
+    model = build_model(sd)
+    for name, tensor in model.state_dict().items():
+        assert tensor.dtype in (torch.float32, torch.int64)
+        assert torch.equal(tensor, sd[name].to(tensor.dtype))
+
+
+def test_bad_state_dict_is_named() -> None:
+    with pytest.raises(ValueError, match="missing key"):
+        build_model({"foo": torch.zeros(1)})
+
+
+def test_encode_text_only_runs_to_last_eot_and_matches_full_length() -> None:
+    model = build_model(random_state_dict(TINY_VIT))
+    text = clip.tokenize(["a cat", "a photo of a small dog"])
+    with torch.no_grad():
+        short = model.encode_text(text)
+        # Same features when a longer prompt shares the batch.
+        mixed = model.encode_text(torch.cat([text, clip.tokenize(["word " * 60])]))[:2]
+    torch.testing.assert_close(short, mixed, rtol=1e-5, atol=1e-6)
+
+
+def test_penultimate_features_shapes() -> None:
+    for config in (TINY_VIT, TINY_RN):
+        model = build_model(random_state_dict(config))
+        image = torch.randn(2, 3, config.image_resolution, config.image_resolution)
+        with torch.no_grad():
+            pen = model.encode_image(image, projected=False)
+        width = config.vision_width if config.is_vit else config.vision_width * 32
+        assert pen.shape == (2, width)
