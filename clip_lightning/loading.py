@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from .errors import CheckpointError, DownloadError, ModelNotFoundError
 from .model import CLIP, build_model, config_from_state_dict, convert_weights
 from .transform import image_transform
 
@@ -48,18 +49,13 @@ _MODELS: dict[str, tuple[str, str]] = {
     "ViT-B/32": ("40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af", "ViT-B-32.pt"),
     "ViT-B/16": ("5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f", "ViT-B-16.pt"),
     "ViT-L/14": ("b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836", "ViT-L-14.pt"),
-    "ViT-L/14@336px": ("3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02", "ViT-L-14-336px.pt"),
+    "ViT-L/14@336px": (
+        "3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02",
+        "ViT-L-14-336px.pt",
+    ),
 }
 
 _CHUNK = 1 << 20
-
-
-class DownloadError(RuntimeError):
-    """A checkpoint could not be fetched, or what arrived is not what was expected."""
-
-
-class CheckpointError(ValueError):
-    """A file is not a readable CLIP checkpoint."""
 
 
 def available_models() -> list[str]:
@@ -142,7 +138,9 @@ def download(url: str, root: str, expected_sha256: str | None = None, progress: 
                 raise DownloadError(f"{target} exists and is not a regular file; move it away and retry.")
             if expected_sha256 is None or sha256_file(target) == expected_sha256:
                 return target
-            warnings.warn(f"{target} exists, but its SHA256 does not match; downloading it again", stacklevel=2)
+            warnings.warn(
+                f"{target} exists, but its SHA256 does not match; downloading it again", stacklevel=2
+            )
         fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{filename}.", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as out:
@@ -186,7 +184,7 @@ def resolve_checkpoint(name: str, download_root: str | None = None, progress: bo
         return name
     hint = difflib.get_close_matches(name, available_models(), n=1)
     suggestion = f" Did you mean {hint[0]!r}?" if hint else ""
-    raise RuntimeError(
+    raise ModelNotFoundError(
         f"Model {name!r} not found: it is neither a published model nor a file.{suggestion} "
         f"Available models: {available_models()}; or pass the path to a checkpoint file."
     )
@@ -297,7 +295,9 @@ def load(
         scripted = _jit_load(path, device).eval()
         _patch_script_module(scripted, device)
         resolution = getattr(scripted, "input_resolution", None)
-        n_px = int(resolution) if resolution is not None else config_from_state_dict(state_dict).image_resolution
+        n_px = (
+            int(resolution) if resolution is not None else config_from_state_dict(state_dict).image_resolution
+        )
         return scripted, image_transform(n_px)
     model: CLIP = build_model(state_dict).to(device)
     if device.type != "cpu":

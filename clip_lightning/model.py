@@ -17,8 +17,8 @@ from torch import nn
 
 __all__ = [
     "CLIP",
-    "CLIPConfig",
     "MODEL_CONFIGS",
+    "CLIPConfig",
     "build_model",
     "config_from_state_dict",
     "convert_weights",
@@ -215,7 +215,12 @@ class ModifiedResNet(nn.Module):
     """ResNet with a 3-conv stem, anti-aliased strided blocks and attention pooling."""
 
     def __init__(
-        self, layers: tuple[int, int, int, int], output_dim: int, heads: int, input_resolution: int, width: int
+        self,
+        layers: tuple[int, int, int, int],
+        output_dim: int,
+        heads: int,
+        input_resolution: int,
+        width: int,
     ) -> None:
         super().__init__()
         self.output_dim = output_dim
@@ -368,7 +373,9 @@ def config_from_state_dict(state_dict: Mapping[str, torch.Tensor]) -> CLIPConfig
         transformer_layers = _count_blocks(keys, "transformer.resblocks")
         if "visual.proj" in state_dict:
             vision_width, _, patch, _ = state_dict["visual.conv1.weight"].shape
-            vision_layers: int | tuple[int, int, int, int] = _count_blocks(keys, "visual.transformer.resblocks")
+            vision_layers: int | tuple[int, int, int, int] = _count_blocks(
+                keys, "visual.transformer.resblocks"
+            )
             grid = round((state_dict["visual.positional_embedding"].shape[0] - 1) ** 0.5)
             image_resolution = patch * grid
             patch_size: int | None = patch

@@ -16,7 +16,7 @@ import ftfy
 import regex
 import torch
 
-__all__ = ["SimpleTokenizer", "tokenize", "VOCAB_FILE"]
+__all__ = ["VOCAB_FILE", "SimpleTokenizer", "tokenize"]
 
 VOCAB_FILE = "bpe_simple_vocab_16e6.txt.gz"
 SOT, EOT = "<|startoftext|>", "<|endoftext|>"
@@ -134,9 +134,7 @@ def _default_tokenizer() -> SimpleTokenizer:
     return SimpleTokenizer()
 
 
-def tokenize(
-    texts: str | list[str], context_length: int = 77, truncate: bool = False
-) -> torch.Tensor:
+def tokenize(texts: str | list[str], context_length: int = 77, truncate: bool = False) -> torch.Tensor:
     """Tokenize text(s) into an int64 tensor ``[N, context_length]``, zero padded.
 
     Each row is ``<sot> tokens <eot>``. A text longer than ``context_length`` raises

@@ -12,6 +12,7 @@ __all__ = ["OPENAI_MEAN", "OPENAI_STD", "image_transform", "to_rgb", "transform_
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
+
 def to_rgb(image: Image.Image) -> Image.Image:
     """Convert a PIL image of any mode to RGB (alpha dropped, palettes expanded)."""
     return image if image.mode == "RGB" else image.convert("RGB")

@@ -1,0 +1,3 @@
+from clip_lightning.cli import main
+
+main()

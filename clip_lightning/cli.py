@@ -1,0 +1,39 @@
+"""The ``clip-lightning`` command: LightningCLI over CLIPEvaluator and CLIPDataModule."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from .datamodule import CLIPDataModule
+from .errors import UserError
+from .evaluator import CLIPEvaluator
+from .probe_callback import LinearProbe  # noqa: F401  (importable by short name in configs)
+
+__all__ = ["CLIPLightningCLI", "main"]
+
+
+class CLIPLightningCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # The data transform is the model's own preprocess, so their resolutions always agree.
+        parser.link_arguments("model.preprocess", "data.transform", apply_on="instantiate")
+
+
+def main(args: Any = None) -> None:
+    """Entry point of ``clip-lightning`` and ``python -m clip_lightning``."""
+    try:
+        CLIPLightningCLI(
+            CLIPEvaluator,
+            CLIPDataModule,
+            save_config_kwargs={"overwrite": True},
+            args=args,
+        )
+    except UserError as err:
+        print(f"clip-lightning: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""CLIPDataModule: classification datasets with the CLIP transform, split and batched."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .datasets import DATASETS, SPLITS, IndexedDataset, build_split, folder_classes
+from .errors import ConfigError
+from .prompts import DEFAULT_TEMPLATES, dataset_prompts, known_prompt_datasets, read_list
+
+__all__ = ["CLIPDataModule"]
+
+
+class CLIPDataModule(L.LightningDataModule):
+    """A classification dataset as CLIP sees it; batches are ``(image, label, index)``.
+
+    Args:
+        dataset: one of ``clip_lightning.datasets.DATASETS`` (``imagefolder`` reads
+            ``root/{train,val,test}/<class>/<image>``; ``digits`` is scikit-learn's bundled set).
+        root: where the data is (or is downloaded to).
+        download: fetch torchvision datasets that are missing (needs network).
+        batch_size: images per batch and process.
+        num_workers: data-loading worker processes per process.
+        classnames: names used in prompts: None (CLIP's curated names for named datasets, the
+            folder names with ``_`` as spaces for image folders), a list, or a file.
+        templates: the dataset's default prompt templates (same forms); the evaluator may override.
+        val_fraction: share of the official train split held out as "val" when there is none.
+        split_seed: seed of every carved-out split.
+        transform: the model's preprocess; the CLI links it from the model, so it cannot
+            disagree with the model's resolution.
+        test_splits: splits iterated by ``test`` (a LinearProbe adds train and val).
+    """
+
+    def __init__(
+        self,
+        dataset: str = "cifar10",
+        root: str = "data",
+        download: bool = False,
+        batch_size: int = 64,
+        num_workers: int = 4,
+        classnames: str | list[str] | None = None,
+        templates: str | list[str] | None = None,
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        transform: Callable[[Any], torch.Tensor] | None = None,
+        test_splits: list[str] | None = None,
+    ) -> None:
+        super().__init__()
+        if dataset not in DATASETS:
+            raise ConfigError(f"unknown dataset {dataset!r}; choose one of {list(DATASETS)}")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        self.dataset = dataset
+        self.root = root
+        self.download = download
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.classnames_spec = classnames
+        self.templates_spec = templates
+        self.val_fraction = val_fraction
+        self.split_seed = split_seed
+        self.transform = transform
+        self.test_splits = list(test_splits or ["test"])
+        for split in self.test_splits:
+            if split not in SPLITS:
+                raise ConfigError(f"unknown split {split!r} in test_splits; choose from {list(SPLITS)}")
+        self._splits: dict[str, Dataset] = {}
+        self._classnames: list[str] | None = None
+
+    # ---- data ---------------------------------------------------------------------------------
+
+    def prepare_data(self) -> None:
+        if self.download:
+            for split in ("train", "test"):
+                build_split(self.dataset, self.root, split, True, self.val_fraction, self.split_seed)
+
+    def split(self, name: str) -> Dataset:
+        """The untransformed samples of split ``name`` (built once)."""
+        if name not in self._splits:
+            self._splits[name] = build_split(
+                self.dataset, self.root, name, False, self.val_fraction, self.split_seed
+            )
+        return self._splits[name]
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.transform is None:
+            raise ConfigError(
+                "CLIPDataModule has no transform: pass the model's preprocess, e.g. "
+                "CLIPDataModule(..., transform=preprocess) with preprocess from clip_lightning.load "
+                "(the clip-lightning CLI links it from the model)"
+            )
+        needed = {"validate": ["val"], "predict": ["test"]}.get(stage or "test", self.test_splits)
+        for name in needed:
+            self.split(name)
+        _ = self.classnames  # validate class names against the data now, not mid-run
+
+    # ---- prompts ------------------------------------------------------------------------------
+
+    @property
+    def classnames(self) -> list[str]:
+        if self._classnames is None:
+            self._classnames = self._resolve_classnames()
+        return self._classnames
+
+    def _resolve_classnames(self) -> list[str]:
+        folder = folder_classes(self.split("test"))
+        if self.classnames_spec is not None:
+            names = read_list(self.classnames_spec, "classnames")
+        elif self.dataset in known_prompt_datasets():
+            names = dataset_prompts(self.dataset)[0]
+        elif self.dataset == "digits":
+            names = dataset_prompts("mnist")[0]
+        else:
+            assert folder is not None
+            names = [c.replace("_", " ") for c in folder]
+        if folder is not None and len(names) != len(folder):
+            raise ConfigError(
+                f"{len(names)} class names for {len(folder)} classes in {self.root!r} "
+                f"({folder[:3]}...): give exactly one name per class folder, in sorted folder order"
+            )
+        return names
+
+    @property
+    def templates(self) -> list[str]:
+        if self.templates_spec is not None:
+            return read_list(self.templates_spec, "templates")
+        if self.dataset in known_prompt_datasets():
+            return dataset_prompts(self.dataset)[1]
+        if self.dataset == "digits":
+            return dataset_prompts("mnist")[1]
+        return list(DEFAULT_TEMPLATES)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classnames)
+
+    # ---- loaders ------------------------------------------------------------------------------
+
+    def _loader(self, split: str) -> DataLoader:
+        assert self.transform is not None
+        return DataLoader(
+            IndexedDataset(self.split(split), self.transform),
+            batch_size=self.batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def test_dataloader(self) -> DataLoader | list[DataLoader]:
+        loaders = [self._loader(s) for s in self.test_splits]
+        return loaders[0] if len(loaders) == 1 else loaders
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test")

@@ -1,0 +1,234 @@
+"""Classification datasets by name, with train/val/test splits and indexed samples."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset, Subset
+
+from .errors import ConfigError, DatasetNotFoundError
+
+__all__ = [
+    "DATASETS",
+    "DatasetNotFoundError",
+    "IndexedDataset",
+    "build_split",
+    "dataset_targets",
+    "stratified_split",
+]
+
+SPLITS = ("train", "val", "test")
+
+
+class DigitsDataset(Dataset):
+    """scikit-learn's bundled 8x8 handwritten digits (1,797 images): data with no download."""
+
+    def __init__(self) -> None:
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        # 0..16 grey levels -> 0..255
+        self.images = (digits.images * (255.0 / 16.0)).round().astype(np.uint8)
+        self.targets = [int(t) for t in digits.target]
+        self.classes = [str(i) for i in range(10)]
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int) -> tuple[Image.Image, int]:
+        return Image.fromarray(self.images[i], mode="L"), self.targets[i]
+
+
+def dataset_targets(dataset: Any) -> list[int]:
+    """Integer labels of every sample, read without decoding images where the dataset allows."""
+    if isinstance(dataset, Subset):
+        parent = dataset_targets(dataset.dataset)
+        return [parent[i] for i in dataset.indices]
+    for attr in ("targets", "labels", "_labels"):
+        values = getattr(dataset, attr, None)
+        if values is not None:
+            return [int(v) for v in (values.tolist() if hasattr(values, "tolist") else values)]
+    return [int(dataset[i][1]) for i in range(len(dataset))]
+
+
+def stratified_split(targets: Sequence[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Split indices into (rest, held-out) with ``fraction`` of every class held out, seeded."""
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError(f"split fraction must be in (0, 1), got {fraction}")
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(targets)
+    held: list[int] = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        rng.shuffle(members)
+        n_held = int(round(len(members) * fraction))
+        if len(members) > 1:
+            n_held = min(max(n_held, 1), len(members) - 1)
+        held.extend(members[:n_held].tolist())
+    held_set = set(held)
+    return [i for i in range(len(labels)) if i not in held_set], sorted(held)
+
+
+def _require_dir(path: str, dataset: str, hint: str) -> str:
+    if not os.path.isdir(path):
+        raise DatasetNotFoundError(f"{dataset}: no folder {path}. {hint}")
+    return path
+
+
+def _image_folder(root: str, split: str, dataset: str) -> Dataset:
+    from torchvision.datasets import ImageFolder
+
+    path = _require_dir(
+        os.path.join(root, split),
+        dataset,
+        f"Expected the layout {root}/{{train,val,test}}/<class>/<image>; pass --data.root with that layout.",
+    )
+    return ImageFolder(path)
+
+
+def _torchvision(name: str, root: str, split: str, download: bool) -> Dataset:
+    """The official split ``split`` of a torchvision dataset, or raise KeyError if it has none."""
+    from torchvision import datasets as tv
+
+    factories: dict[str, dict[str, Callable[[], Dataset]]] = {
+        "cifar10": {
+            s: (lambda s=s: tv.CIFAR10(root, train=s == "train", download=download))
+            for s in ("train", "test")
+        },
+        "cifar100": {
+            s: (lambda s=s: tv.CIFAR100(root, train=s == "train", download=download))
+            for s in ("train", "test")
+        },
+        "mnist": {
+            s: (lambda s=s: tv.MNIST(root, train=s == "train", download=download)) for s in ("train", "test")
+        },
+        "stl10": {s: (lambda s=s: tv.STL10(root, split=s, download=download)) for s in ("train", "test")},
+        "food101": {s: (lambda s=s: tv.Food101(root, split=s, download=download)) for s in ("train", "test")},
+        "flowers102": {s: (lambda s=s: tv.Flowers102(root, split=s, download=download)) for s in SPLITS},
+        "dtd": {s: (lambda s=s: tv.DTD(root, split=s, download=download)) for s in SPLITS},
+        "oxford_pets": {
+            "train": lambda: tv.OxfordIIITPet(root, split="trainval", download=download),
+            "test": lambda: tv.OxfordIIITPet(root, split="test", download=download),
+        },
+    }
+    factory = factories[name][split]
+    try:
+        return factory()
+    except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"
+        if "not found" not in str(err).lower() and "download" not in str(err).lower():
+            raise
+        raise DatasetNotFoundError(
+            f"{name} ({split}) was not found under {root!r}. Pass --data.download true to fetch it "
+            f"(needs network), or --data.root pointing at the folder that holds it."
+        ) from None
+
+
+# Datasets whose official splits lack "val" (and for some "test"): those are carved out, seeded.
+_OFFICIAL_SPLITS: dict[str, tuple[str, ...]] = {
+    "cifar10": ("train", "test"),
+    "cifar100": ("train", "test"),
+    "mnist": ("train", "test"),
+    "stl10": ("train", "test"),
+    "food101": ("train", "test"),
+    "flowers102": SPLITS,
+    "dtd": SPLITS,
+    "oxford_pets": ("train", "test"),
+    "imagenet": ("train", "test"),  # test is ImageNet's val folder
+    "eurosat": (),
+    "digits": (),
+    "imagefolder": SPLITS,  # val and test when the folders exist
+}
+DATASETS = tuple(_OFFICIAL_SPLITS)
+# Held-out share of the whole set for datasets shipped without any split.
+TEST_FRACTION = 0.2
+
+
+def _whole(name: str, root: str, download: bool) -> Dataset:
+    if name == "digits":
+        return DigitsDataset()
+    if name == "eurosat":
+        from torchvision.datasets import EuroSAT
+
+        try:
+            return EuroSAT(root, download=download)
+        except RuntimeError:
+            raise DatasetNotFoundError(
+                f"eurosat was not found under {root!r}. Pass --data.download true (needs network) "
+                f"or --data.root pointing at the folder that holds it."
+            ) from None
+    raise KeyError(name)
+
+
+def _official(name: str, root: str, split: str, download: bool) -> Dataset:
+    if name == "imagefolder":
+        return _image_folder(root, split, name)
+    if name == "imagenet":
+        return _image_folder(root, "val" if split == "test" else split, name)
+    return _torchvision(name, root, split, download)
+
+
+def has_official_split(name: str, root: str, split: str) -> bool:
+    if name == "imagefolder":
+        return os.path.isdir(os.path.join(root, split))
+    return split in _OFFICIAL_SPLITS[name]
+
+
+def build_split(name: str, root: str, split: str, download: bool, val_fraction: float, seed: int) -> Dataset:
+    """The ``split`` ("train", "val" or "test") of dataset ``name`` (untransformed samples).
+
+    Missing official splits are carved out with seeded stratified splits: "test" as 20% of a
+    dataset that has no split at all, "val" as ``val_fraction`` of the official train split
+    (and then "train" is the rest, so train + val is always the whole official train split).
+    """
+    if name not in _OFFICIAL_SPLITS:
+        raise ConfigError(f"unknown dataset {name!r}; choose one of {list(DATASETS)}")
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; choose one of {list(SPLITS)}")
+    if split == "test":
+        if has_official_split(name, root, "test"):
+            return _official(name, root, "test", download)
+        if name == "imagefolder":
+            raise DatasetNotFoundError(
+                f"imagefolder: no folder {os.path.join(root, 'test')}; expected {root}/test/<class>/<image>"
+            )
+        whole = _whole(name, root, download)
+        return Subset(whole, stratified_split(dataset_targets(whole), TEST_FRACTION, seed)[1])
+    if has_official_split(name, root, "val"):
+        return _official(name, root, split, download)
+    # No official val: it is carved from the official train split (or the non-test part of the
+    # whole), and "train" is the rest, so train + val always covers the official train split.
+    if has_official_split(name, root, "train"):
+        full_train = _official(name, root, "train", download)
+    else:
+        whole = _whole(name, root, download)
+        full_train = Subset(whole, stratified_split(dataset_targets(whole), TEST_FRACTION, seed)[0])
+    train_idx, val_idx = stratified_split(dataset_targets(full_train), val_fraction, seed)
+    return Subset(full_train, val_idx if split == "val" else train_idx)
+
+
+def folder_classes(dataset: Dataset) -> list[str] | None:
+    """Class folder names of an ImageFolder-like dataset (through Subsets)."""
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    classes = getattr(dataset, "classes", None)
+    return list(classes) if classes is not None else None
+
+
+class IndexedDataset(Dataset):
+    """Applies ``transform`` and yields ``(image, label, index)``; ``index`` is the position in the split."""
+
+    def __init__(self, dataset: Dataset, transform: Callable[[Any], torch.Tensor]) -> None:
+        self.dataset = dataset
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        image, label = self.dataset[index]
+        return self.transform(image), int(label), index

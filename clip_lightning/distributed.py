@@ -1,0 +1,40 @@
+"""Gathering per-sample outputs across processes, exactly once per dataset index."""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torchmetrics.utilities.distributed import gather_all_tensors
+
+__all__ = ["dedup_by_index", "gather_by_index"]
+
+
+def dedup_by_index(index: torch.Tensor, *values: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Sort by ``index`` and keep one row per index (the first seen).
+
+    Distributed samplers pad the last batches with repeated samples so every process gets
+    the same count; those repeats would otherwise be counted twice.
+    """
+    order = torch.argsort(index, stable=True)
+    index = index[order]
+    keep = torch.ones_like(index, dtype=torch.bool)
+    keep[1:] = index[1:] != index[:-1]
+    return (index[keep], *(v[order][keep] for v in values))
+
+
+def gather_by_index(
+    index: torch.Tensor, *values: torch.Tensor, device: torch.device | None = None
+) -> tuple[torch.Tensor, ...]:
+    """All processes' rows (uneven counts allowed), deduplicated and in index order, on CPU.
+
+    ``device`` is where the collective runs (the GPU under NCCL); without a process group
+    this only deduplicates.
+    """
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        gathered = []
+        for tensor in (index, *values):
+            parts = gather_all_tensors(tensor.to(device) if device is not None else tensor)
+            gathered.append(torch.cat([p.cpu() for p in parts]))
+        index, *rest = gathered
+        values = tuple(rest)
+    return dedup_by_index(index.cpu(), *(v.cpu() for v in values))

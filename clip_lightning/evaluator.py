@@ -1,0 +1,245 @@
+"""The frozen-backbone LightningModule: image features, zero-shot predictions and metrics."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+
+from .distributed import gather_by_index
+from .errors import ConfigError
+from .loading import checkpoint_sha256, load, resolve_checkpoint
+from .metrics import classification_metrics, confusion_matrix
+from .model import CLIP, MODEL_CONFIGS, ModifiedResNet
+from .prompts import dataset_prompts, known_prompt_datasets, read_list
+from .reporting import log_figures, print_summary, write_results
+from .transform import image_transform, transform_resolution
+from .zeroshot import build_zero_shot_classifier
+
+__all__ = ["CLIPEvaluator"]
+
+FeatureKind = Literal["projected", "penultimate"]
+
+
+class CLIPEvaluator(L.LightningModule):
+    """Evaluates a frozen CLIP model: zero-shot classification and feature extraction.
+
+    Args:
+        name: a name from ``clip_lightning.available_models()`` or a checkpoint path.
+        pretrained: ``False`` builds the named architecture with random weights (offline demos,
+            tests); its accuracy is meaningless and every report says so.
+        download_root: checkpoint cache folder (default ``~/.cache/clip``).
+        templates: prompt templates: None (the dataset's own, from CLIP's prompts.md), a dataset
+            name whose templates to use, a list, or a file (JSON list or one per line).
+        zero_shot: compute zero-shot metrics on the test (or val) split.
+        text_batch_size: prompts encoded per batch when building the classifier.
+        seed: seed of the random weights when ``pretrained=False``.
+    """
+
+    def __init__(
+        self,
+        name: str = "ViT-B/32",
+        pretrained: bool = True,
+        download_root: str | None = None,
+        templates: str | list[str] | None = None,
+        zero_shot: bool = True,
+        text_batch_size: int = 256,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model, self.checkpoint_id = self._load_backbone(name, pretrained, download_root, seed)
+        self.model.requires_grad_(False)
+        self.model.eval()
+        if isinstance(self.model.visual, ModifiedResNet):
+            self.model.visual.to(memory_format=torch.channels_last)  # faster convolutions
+        self.preprocess = image_transform(self.model.visual.input_resolution)
+        self.templates_spec = templates
+        self.zero_shot = zero_shot
+        # Filled by a LinearProbe callback: splits whose features to keep, and which kind.
+        self.feature_splits: set[str] = set()
+        self.feature_kind: FeatureKind = "projected"
+        self.classnames: list[str] = []
+        self.templates: list[str] = []
+        self.classifier: torch.Tensor | None = None
+        self.extra_results: dict[str, Any] = {}
+        self._outputs: dict[str, dict[str, list[torch.Tensor]]] = defaultdict(lambda: defaultdict(list))
+
+    @staticmethod
+    def _load_backbone(name: str, pretrained: bool, download_root: str | None, seed: int) -> tuple[CLIP, str]:
+        if not pretrained:
+            if name not in MODEL_CONFIGS:
+                raise ConfigError(
+                    f"pretrained=False builds a published architecture with random weights; "
+                    f"{name!r} is not one of {list(MODEL_CONFIGS)}"
+                )
+            rank_zero_warn(
+                f"RANDOM WEIGHTS: {name} is built with random weights (seed {seed}), not OpenAI's; "
+                "its accuracies are meaningless. Use pretrained=True for real numbers."
+            )
+            with torch.random.fork_rng():
+                torch.manual_seed(seed)
+                return CLIP(MODEL_CONFIGS[name]).eval(), f"random:{name}:seed={seed}"
+        path = resolve_checkpoint(name, download_root)
+        model, _ = load(path, device="cpu")
+        assert isinstance(model, CLIP)
+        return model, f"sha256:{checkpoint_sha256(name, path)}"
+
+    # ---- set-up -------------------------------------------------------------------------------
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None:
+            raise RuntimeError("CLIPEvaluator needs a CLIPDataModule (its class names and transform)")
+        resolution = transform_resolution(getattr(datamodule, "transform", None))
+        if resolution != self.model.visual.input_resolution:
+            raise ConfigError(
+                f"the data transform crops to {resolution} px but {self.hparams['name']} takes "
+                f"{self.model.visual.input_resolution} px: pass the model's preprocess as the "
+                f"CLIPDataModule's transform (the CLI links it for you)"
+            )
+        self.classnames = list(datamodule.classnames)
+        self.templates = self._resolve_templates(datamodule)
+
+    def _resolve_templates(self, datamodule: Any) -> list[str]:
+        spec = self.templates_spec
+        if spec is None:
+            return list(datamodule.templates)
+        if isinstance(spec, str) and spec in known_prompt_datasets():
+            return dataset_prompts(spec)[1]
+        return read_list(spec, "templates")
+
+    def _build_classifier(self) -> None:
+        if not self.zero_shot or self.classifier is not None:
+            return
+        with self.trainer.precision_plugin.forward_context():
+            self.classifier = build_zero_shot_classifier(
+                self.model, self.classnames, self.templates, batch_size=self.hparams["text_batch_size"]
+            ).to(self.device)
+        rank_zero_info(
+            f"Zero-shot classifier: {len(self.classnames)} classes x {len(self.templates)} templates"
+        )
+
+    def on_test_start(self) -> None:
+        self._outputs.clear()
+        self._build_classifier()
+
+    def on_validation_start(self) -> None:
+        self._outputs.clear()
+        self._build_classifier()
+
+    def configure_optimizers(self) -> None:
+        raise RuntimeError(
+            "CLIPEvaluator evaluates a frozen model and has nothing to train: run `test` or `validate`."
+        )
+
+    # ---- steps --------------------------------------------------------------------------------
+
+    def split_of(self, dataloader_idx: int, stage: str) -> str:
+        if stage == "val":
+            return "val"
+        splits = list(getattr(self.trainer.datamodule, "test_splits", ["test"]))
+        return splits[dataloader_idx]
+
+    def _step(self, batch: Any, dataloader_idx: int, stage: str) -> None:
+        images, labels, index = batch
+        split = self.split_of(dataloader_idx, stage)
+        penultimate = self.model.encode_image(images, projected=False)
+        projected = self._project(penultimate)
+        out = self._outputs[split]
+        out["index"].append(index.detach())
+        out["label"].append(labels.detach())
+        if split in self.feature_splits:
+            features = projected if self.feature_kind == "projected" else penultimate
+            out["features"].append(features.detach().float())
+        if self.zero_shot and split == ("val" if stage == "val" else "test"):
+            assert self.classifier is not None
+            features = projected.float()
+            features = features / features.norm(dim=-1, keepdim=True)
+            logits = self.model.logit_scale.exp().float() * features @ self.classifier
+            k = min(5, logits.shape[1])
+            out["topk"].append(logits.topk(k, dim=-1).indices)
+
+    def _project(self, penultimate: torch.Tensor) -> torch.Tensor:
+        visual = self.model.visual
+        if isinstance(visual, ModifiedResNet):
+            return visual.attnpool.c_proj(penultimate)
+        return penultimate @ visual.proj.to(penultimate.dtype)
+
+    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._step(batch, dataloader_idx, "test")
+
+    def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._step(batch, dataloader_idx, "val")
+
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
+        images, labels, index = batch
+        features = self.model.encode_image(images).float()
+        result = {"index": index, "label": labels, "features": features}
+        if self.zero_shot:
+            self._build_classifier()
+            assert self.classifier is not None
+            features = features / features.norm(dim=-1, keepdim=True)
+            result["logits"] = self.model.logit_scale.exp().float() * features @ self.classifier
+        return result
+
+    # ---- gathering and metrics ----------------------------------------------------------------
+
+    def gathered(self, split: str, *keys: str) -> tuple[torch.Tensor, ...]:
+        """``(index, *values)`` of ``split`` from every process, each index once, in index order.
+
+        A collective: every process must call it.
+        """
+        out = self._outputs[split]
+        tensors = [torch.cat(out[k]) if out[k] else torch.empty(0) for k in ("index", *keys)]
+        return gather_by_index(*tensors, device=self.device)
+
+    def _finish(self, stage: str) -> None:
+        split = "val" if stage == "val" else "test"
+        metrics: dict[str, float] = {}
+        if self.zero_shot:
+            index, labels, topk = self.gathered(split, "label", "topk")
+            metrics = classification_metrics(topk, labels, len(self.classnames))
+            # Every process holds the same values; max reduces them exactly (a mean may round).
+            self.log_dict({f"{stage}/{k}": v for k, v in metrics.items()}, sync_dist=True, reduce_fx="max")
+            self.log("hp_metric", metrics["acc1"], sync_dist=True, reduce_fx="max")
+            if self.trainer.is_global_zero:
+                matrix = confusion_matrix(topk[:, 0], labels, len(self.classnames))
+                log_figures(self.trainer, matrix, self.classnames, stage)
+            metrics["num_samples"] = int(index.numel())
+        if stage == "test" and self.trainer.is_global_zero:
+            self._report(metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self._finish("test")
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking:
+            self._finish("val")
+
+    def _report(self, zero_shot_metrics: dict[str, float]) -> None:
+        dm = self.trainer.datamodule
+        metrics = {k: v for k, v in zero_shot_metrics.items() if k != "num_samples"}
+        metrics.update(self.extra_results.get("metrics", {}))
+        tasks = (["zeroshot_classification"] if zero_shot_metrics else []) + (
+            ["linear_probe"] if "lp_acc1" in metrics else []
+        )
+        result = {
+            "dataset": dm.dataset,
+            "model": self.hparams["name"],
+            "pretrained": "openai" if self.hparams["pretrained"] else "random",
+            "task": "+".join(tasks) or "features",
+            "metrics": metrics,
+            "num_test_samples": zero_shot_metrics.get("num_samples"),
+            "precision": str(self.trainer.precision),
+            "world_size": self.trainer.world_size,
+            "checkpoint": self.checkpoint_id,
+            "classnames": self.classnames,
+            "templates": self.templates,
+            **{k: v for k, v in self.extra_results.items() if k != "metrics"},
+        }
+        path = write_results(self.trainer, result)
+        print_summary(result, path)

@@ -1,0 +1,187 @@
+"""LinearProbe: a callback that hands gathered frozen features to scikit-learn."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any, Literal
+
+import lightning as L
+import numpy as np
+import torch
+import torch.distributed as dist
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_info
+
+from .errors import ConfigError
+from .feature_cache import FeatureCache, dataset_fingerprint
+from .probe import ProbeResult, linear_probe
+from .reporting import results_dir
+
+__all__ = ["LinearProbe"]
+
+
+class LinearProbe(Callback):
+    """Linear-probe evaluation during ``test``: train/val/test features -> logistic regression.
+
+    Args:
+        C: a fixed inverse regularization (e.g. 0.316, OpenAI's README); None searches it on
+            the validation split with the CLIP paper's procedure.
+        feature_kind: ``penultimate`` (before the final projection, as the paper's probes) or
+            ``projected`` (``encode_image``, as OpenAI's README).
+        max_iter: L-BFGS iterations.
+        cache_dir: where train/val features are cached between runs (None: no cache).
+        timeout_s: how long other processes wait for rank 0's fit before giving up.
+    """
+
+    def __init__(
+        self,
+        C: float | None = None,
+        feature_kind: Literal["projected", "penultimate"] = "penultimate",
+        max_iter: int = 1000,
+        cache_dir: str | None = None,
+        timeout_s: float = 24 * 3600,
+    ) -> None:
+        if C is not None and C <= 0:
+            raise ConfigError(f"C must be positive, got {C}")
+        if feature_kind not in ("projected", "penultimate"):
+            raise ConfigError(f"feature_kind must be 'projected' or 'penultimate', got {feature_kind!r}")
+        self.C = C
+        self.feature_kind = feature_kind
+        self.max_iter = max_iter
+        self.cache = FeatureCache(cache_dir) if cache_dir else None
+        self.timeout_s = timeout_s
+        self.splits = ["train", "test"] if C is not None else ["train", "val", "test"]
+        self._cached: dict[str, dict[str, np.ndarray]] = {}
+        self._wait_group: Any = None
+
+    # ---- set-up: which splits to extract -----------------------------------------------------
+
+    def _cache_key(self, trainer: L.Trainer, module: Any, split: str) -> dict[str, Any]:
+        dm = trainer.datamodule
+        return {
+            "checkpoint": module.checkpoint_id,
+            "feature_kind": self.feature_kind,
+            "dataset": dm.dataset,
+            "split": split,
+            "root": os.path.realpath(dm.root),
+            "samples": dataset_fingerprint(dm.split(split)),
+            "split_seed": dm.split_seed,
+            "val_fraction": dm.val_fraction,
+            "transform": repr(dm.transform),
+            "precision": str(trainer.precision),
+        }
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "test":
+            return
+        if not hasattr(pl_module, "feature_splits"):
+            raise ConfigError("LinearProbe works with CLIPEvaluator")
+        dm = trainer.datamodule
+        pl_module.feature_kind = self.feature_kind
+        cached: dict[str, dict[str, np.ndarray]] = {}
+        if self.cache is not None and trainer.is_global_zero:
+            for split in ("train", "val"):  # the test split is always run (zero-shot needs it)
+                if split in self.splits:
+                    hit = self.cache.load(self._cache_key(trainer, pl_module, split))
+                    if hit is not None:
+                        cached[split] = hit
+            rank_zero_info(f"LinearProbe: cached features for {sorted(cached) or 'no split'}")
+        hits = trainer.strategy.broadcast(sorted(cached))
+        self._cached = cached
+        extract = [s for s in self.splits if s not in hits]
+        pl_module.feature_splits = set(extract)
+        dm.test_splits = extract
+        if dist.is_available() and dist.is_initialized() and trainer.world_size > 1:
+            # Its own group with its own timeout: waiting for a long fit must not hit the
+            # process group's default (30 min) timeout.
+            self._wait_group = dist.new_group(backend="gloo", timeout=timedelta(seconds=self.timeout_s))
+
+    # ---- after extraction: fit on rank 0, share the result -----------------------------------
+
+    def _features(self, trainer: L.Trainer, module: Any, split: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """This split's (features, labels) on rank 0 (None elsewhere); a collective when extracted."""
+        if split in self._cached:
+            data = self._cached[split]
+            return data["features"], data["labels"]
+        index, labels, features = module.gathered(split, "label", "features")
+        if not trainer.is_global_zero:
+            return None
+        arrays = {"features": features.numpy().astype(np.float32), "labels": labels.numpy().astype(np.int64)}
+        expected = len(trainer.datamodule.split(split))
+        if index.numel() != expected or not torch.equal(index, torch.arange(expected)):
+            raise RuntimeError(f"{split}: gathered {index.numel()} distinct samples, expected {expected}")
+        if self.cache is not None and split != "test":
+            self.cache.save(self._cache_key(trainer, module, split), {**arrays, "index": index.numpy()})
+        return arrays["features"], arrays["labels"]
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        data = {split: self._features(trainer, pl_module, split) for split in self.splits}
+        result: ProbeResult | None = None
+        if trainer.is_global_zero:
+            result = self._fit(data, len(trainer.datamodule.classnames))
+        if self._wait_group is not None:
+            box = [result]
+            dist.broadcast_object_list(box, src=0, group=self._wait_group)
+            result = box[0]
+        assert result is not None
+        for key, value in result.metrics.items():
+            # max of identical values is exact (a mean over processes may round)
+            pl_module.log(f"test/{key}", value, sync_dist=True, reduce_fx="max")
+        pl_module.extra_results.setdefault("metrics", {}).update(result.metrics)
+        pl_module.extra_results.update(
+            {
+                "linear_probe": {
+                    "C": result.C,
+                    "C_searched": self.C is None,
+                    "feature_kind": self.feature_kind,
+                    "search": {f"{10**e:.6g}": list(s) for e, s in sorted(result.search.items())},
+                }
+            }
+        )
+        if trainer.is_global_zero and result.search:
+            self._log_search(trainer, result)
+
+    def _fit(self, data: dict[str, Any], num_classes: int) -> ProbeResult:
+        from tqdm import tqdm
+
+        train, test = data["train"], data["test"]
+        val = data.get("val")
+        rank_zero_info(
+            f"LinearProbe: {self.feature_kind} features, train {train[0].shape}, "
+            f"val {None if val is None else val[0].shape}, test {test[0].shape}"
+        )
+        with tqdm(desc="C search", unit="fit", disable=self.C is not None) as bar:
+
+            def progress(c: float, score: tuple[float, float]) -> None:
+                bar.update(1)
+                bar.set_postfix(C=f"{c:.3g}", val_acc=f"{score[0]:.4f}")
+
+            result = linear_probe(
+                train, val, test, num_classes, C=self.C, max_iter=self.max_iter, on_evaluate=progress
+            )
+        rank_zero_info(f"LinearProbe: C = {result.C:.4g}, test top-1 {result.metrics['lp_acc1']:.4f}")
+        return result
+
+    @staticmethod
+    def _log_search(trainer: L.Trainer, result: ProbeResult) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        exponents = sorted(result.search)
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot([10**e for e in exponents], [result.search[e][0] * 100 for e in exponents], "o-")
+        ax.axvline(result.C, color="gray", linestyle="--", label=f"chosen C = {result.C:.3g}")
+        ax.set_xscale("log")
+        ax.set_xlabel("C (inverse L2 regularization)")
+        ax.set_ylabel("validation accuracy (%)")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(os.path.join(results_dir(trainer), "linear_probe_search.png"), dpi=80)
+        for logger in trainer.loggers:
+            experiment = getattr(logger, "experiment", None)
+            if hasattr(experiment, "add_figure"):
+                experiment.add_figure("test/linear_probe_search", fig, close=False)
+        plt.close(fig)

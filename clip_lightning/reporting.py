@@ -1,0 +1,95 @@
+"""What a run leaves for people: results.json, a summary table, TensorBoard figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any
+
+import lightning as L
+import torch
+
+from .metrics import per_class_recall
+
+__all__ = ["log_figures", "print_summary", "results_dir", "write_results"]
+
+
+def results_dir(trainer: L.Trainer) -> str:
+    """The run's log directory (the TensorBoard version folder), created if needed."""
+    path = trainer.log_dir or trainer.default_root_dir
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def write_results(trainer: L.Trainer, result: dict[str, Any]) -> str:
+    """Write ``results.json`` atomically into the run's log directory; return its path."""
+    path = os.path.join(results_dir(trainer), "results.json")
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".results.", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(result, f, indent=2, ensure_ascii=False)
+    os.replace(tmp, path)
+    return path
+
+
+def print_summary(result: dict[str, Any], path: str) -> None:
+    metrics = result["metrics"]
+    width = max([len(k) for k in metrics] + [10])
+    lines = [
+        f"{result['task']}: {result['model']} ({result['pretrained']} weights) on {result['dataset']}",
+        *(
+            f"  {k:<{width}}  {v * 100:7.2f} %" if isinstance(v, float) else f"  {k:<{width}}  {v}"
+            for k, v in metrics.items()
+        ),
+        f"  results: {path}",
+    ]
+    if result["pretrained"] == "random":
+        lines.insert(1, "  RANDOM WEIGHTS: these numbers only show that the pipeline runs.")
+    print("\n".join(lines), flush=True)
+
+
+def _figures(matrix: torch.Tensor, classnames: list[str]) -> tuple[Any, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(classnames)
+    rows = matrix.double() / matrix.sum(dim=1, keepdim=True).clamp(min=1)
+    size = min(4 + n * 0.35, 40)
+    cm_fig, ax = plt.subplots(figsize=(size, size))
+    image = ax.imshow(rows.numpy(), cmap="viridis", vmin=0, vmax=1)
+    if n <= 50:
+        ax.set_xticks(range(n), classnames, rotation=90, fontsize=8)
+        ax.set_yticks(range(n), classnames, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    cm_fig.colorbar(image, ax=ax, fraction=0.046)
+    cm_fig.tight_layout()
+
+    recall = per_class_recall(matrix).nan_to_num(0.0)
+    bar_fig, ax = plt.subplots(figsize=(max(6, min(n * 0.3, 60)), 4))
+    ax.bar(range(n), recall.numpy() * 100)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    if n <= 50:
+        ax.set_xticks(range(n), classnames, rotation=90, fontsize=8)
+    bar_fig.tight_layout()
+    return cm_fig, bar_fig
+
+
+def log_figures(trainer: L.Trainer, matrix: torch.Tensor, classnames: list[str], stage: str) -> None:
+    """Confusion matrix and per-class accuracy: to TensorBoard when it logs, and as PNGs. Rank 0 only."""
+    import matplotlib.pyplot as plt
+
+    cm_fig, bar_fig = _figures(matrix.cpu(), classnames)
+    folder = results_dir(trainer)
+    cm_fig.savefig(os.path.join(folder, f"{stage}_confusion_matrix.png"), dpi=80)
+    bar_fig.savefig(os.path.join(folder, f"{stage}_per_class_accuracy.png"), dpi=80)
+    for logger in trainer.loggers:
+        experiment = getattr(logger, "experiment", None)
+        if hasattr(experiment, "add_figure"):
+            experiment.add_figure(f"{stage}/confusion_matrix", cm_fig, close=False)
+            experiment.add_figure(f"{stage}/per_class_accuracy", bar_fig, close=False)
+    plt.close(cm_fig)
+    plt.close(bar_fig)
