@@ -66,7 +66,7 @@ def stratified_split(targets: Sequence[int], fraction: float, seed: int) -> tupl
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
         rng.shuffle(members)
-        n_held = int(round(len(members) * fraction))
+        n_held = round(len(members) * fraction)
         if len(members) > 1:
             n_held = min(max(n_held, 1), len(members) - 1)
         held.extend(members[:n_held].tolist())
@@ -194,7 +194,8 @@ def build_split(name: str, root: str, split: str, download: bool, val_fraction: 
             return _official(name, root, "test", download)
         if name == "imagefolder":
             raise DatasetNotFoundError(
-                f"imagefolder: no folder {os.path.join(root, 'test')}; expected {root}/test/<class>/<image>"
+                f"imagefolder: no folder {os.path.join(root, 'test')}; pass --data.root with the "
+                f"layout {root}/{{train,val,test}}/<class>/<image>"
             )
         whole = _whole(name, root, download)
         return Subset(whole, stratified_split(dataset_targets(whole), TEST_FRACTION, seed)[1])

@@ -15,7 +15,7 @@ from .loading import checkpoint_sha256, load, resolve_checkpoint
 from .metrics import classification_metrics, confusion_matrix
 from .model import CLIP, MODEL_CONFIGS, ModifiedResNet
 from .prompts import dataset_prompts, known_prompt_datasets, read_list
-from .reporting import log_figures, print_summary, write_results
+from .reporting import log_figures, print_summary, results_dir, write_results
 from .transform import image_transform, transform_resolution
 from .zeroshot import build_zero_shot_classifier
 
@@ -66,6 +66,7 @@ class CLIPEvaluator(L.LightningModule):
         self.templates: list[str] = []
         self.classifier: torch.Tensor | None = None
         self.extra_results: dict[str, Any] = {}
+        self.log_folder = "."
         self._outputs: dict[str, dict[str, list[torch.Tensor]]] = defaultdict(lambda: defaultdict(list))
 
     @staticmethod
@@ -103,6 +104,7 @@ class CLIPEvaluator(L.LightningModule):
             )
         self.classnames = list(datamodule.classnames)
         self.templates = self._resolve_templates(datamodule)
+        self.log_folder = results_dir(self.trainer)  # a collective: resolved here, on every process
 
     def _resolve_templates(self, datamodule: Any) -> list[str]:
         spec = self.templates_spec
@@ -208,7 +210,7 @@ class CLIPEvaluator(L.LightningModule):
             self.log("hp_metric", metrics["acc1"], sync_dist=True, reduce_fx="max")
             if self.trainer.is_global_zero:
                 matrix = confusion_matrix(topk[:, 0], labels, len(self.classnames))
-                log_figures(self.trainer, matrix, self.classnames, stage)
+                log_figures(self.trainer, self.log_folder, matrix, self.classnames, stage)
             metrics["num_samples"] = int(index.numel())
         if stage == "test" and self.trainer.is_global_zero:
             self._report(metrics)
@@ -241,5 +243,5 @@ class CLIPEvaluator(L.LightningModule):
             "templates": self.templates,
             **{k: v for k, v in self.extra_results.items() if k != "metrics"},
         }
-        path = write_results(self.trainer, result)
+        path = write_results(self.log_folder, result)
         print_summary(result, path)

@@ -16,7 +16,6 @@ from lightning.pytorch.utilities import rank_zero_info
 from .errors import ConfigError
 from .feature_cache import FeatureCache, dataset_fingerprint
 from .probe import ProbeResult, linear_probe
-from .reporting import results_dir
 
 __all__ = ["LinearProbe"]
 
@@ -140,7 +139,7 @@ class LinearProbe(Callback):
             }
         )
         if trainer.is_global_zero and result.search:
-            self._log_search(trainer, result)
+            self._log_search(trainer, pl_module.log_folder, result)
 
     def _fit(self, data: dict[str, Any], num_classes: int) -> ProbeResult:
         from tqdm import tqdm
@@ -164,7 +163,7 @@ class LinearProbe(Callback):
         return result
 
     @staticmethod
-    def _log_search(trainer: L.Trainer, result: ProbeResult) -> None:
+    def _log_search(trainer: L.Trainer, folder: str, result: ProbeResult) -> None:
         import matplotlib
 
         matplotlib.use("Agg")
@@ -179,7 +178,8 @@ class LinearProbe(Callback):
         ax.set_ylabel("validation accuracy (%)")
         ax.legend()
         fig.tight_layout()
-        fig.savefig(os.path.join(results_dir(trainer), "linear_probe_search.png"), dpi=80)
+        os.makedirs(folder, exist_ok=True)
+        fig.savefig(os.path.join(folder, "linear_probe_search.png"), dpi=80)
         for logger in trainer.loggers:
             experiment = getattr(logger, "experiment", None)
             if hasattr(experiment, "add_figure"):

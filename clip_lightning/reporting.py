@@ -16,15 +16,17 @@ __all__ = ["log_figures", "print_summary", "results_dir", "write_results"]
 
 
 def results_dir(trainer: L.Trainer) -> str:
-    """The run's log directory (the TensorBoard version folder), created if needed."""
-    path = trainer.log_dir or trainer.default_root_dir
-    os.makedirs(path, exist_ok=True)
-    return path
+    """The run's log directory (the TensorBoard version folder).
+
+    A collective under DDP (``Trainer.log_dir`` broadcasts): call it on every process.
+    """
+    return trainer.log_dir or trainer.default_root_dir
 
 
-def write_results(trainer: L.Trainer, result: dict[str, Any]) -> str:
-    """Write ``results.json`` atomically into the run's log directory; return its path."""
-    path = os.path.join(results_dir(trainer), "results.json")
+def write_results(folder: str, result: dict[str, Any]) -> str:
+    """Write ``results.json`` atomically into ``folder``; return its path."""
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "results.json")
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".results.", suffix=".json")
     with os.fdopen(fd, "w") as f:
         json.dump(result, f, indent=2, ensure_ascii=False)
@@ -78,12 +80,14 @@ def _figures(matrix: torch.Tensor, classnames: list[str]) -> tuple[Any, Any]:
     return cm_fig, bar_fig
 
 
-def log_figures(trainer: L.Trainer, matrix: torch.Tensor, classnames: list[str], stage: str) -> None:
+def log_figures(
+    trainer: L.Trainer, folder: str, matrix: torch.Tensor, classnames: list[str], stage: str
+) -> None:
     """Confusion matrix and per-class accuracy: to TensorBoard when it logs, and as PNGs. Rank 0 only."""
     import matplotlib.pyplot as plt
 
     cm_fig, bar_fig = _figures(matrix.cpu(), classnames)
-    folder = results_dir(trainer)
+    os.makedirs(folder, exist_ok=True)
     cm_fig.savefig(os.path.join(folder, f"{stage}_confusion_matrix.png"), dpi=80)
     bar_fig.savefig(os.path.join(folder, f"{stage}_per_class_accuracy.png"), dpi=80)
     for logger in trainer.loggers:

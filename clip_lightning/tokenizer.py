@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import html
+import itertools
 from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
@@ -60,7 +61,7 @@ def clean_text(text: str) -> str:
 
 
 def _pairs(word: tuple[str, ...]) -> set[tuple[str, str]]:
-    return set(zip(word[:-1], word[1:]))
+    return set(itertools.pairwise(word))
 
 
 class SimpleTokenizer:

@@ -10,12 +10,24 @@ import torch
 from clip_lightning.model import CLIP, CLIPConfig
 
 TINY_VIT = CLIPConfig(
-    embed_dim=32, image_resolution=32, vision_layers=2, vision_width=64, vision_patch_size=8,
-    transformer_width=64, transformer_heads=1, transformer_layers=2,
+    embed_dim=32,
+    image_resolution=32,
+    vision_layers=2,
+    vision_width=64,
+    vision_patch_size=8,
+    transformer_width=64,
+    transformer_heads=1,
+    transformer_layers=2,
 )
 TINY_RN = CLIPConfig(
-    embed_dim=32, image_resolution=64, vision_layers=(1, 1, 1, 1), vision_width=8, vision_patch_size=None,
-    transformer_width=64, transformer_heads=1, transformer_layers=2,
+    embed_dim=32,
+    image_resolution=64,
+    vision_layers=(1, 1, 1, 1),
+    vision_width=8,
+    vision_patch_size=None,
+    transformer_width=64,
+    transformer_heads=1,
+    transformer_layers=2,
 )
 
 

@@ -47,7 +47,9 @@ def test_good_download_is_cached_and_loaded(tmp_path: Path, file_server: FileSer
     assert preprocess.transforms[1].size == (32, 32)
 
 
-def test_wrong_hash_names_url_and_both_hashes(tmp_path: Path, file_server: FileServer, tiny_published) -> None:
+def test_wrong_hash_names_url_and_both_hashes(
+    tmp_path: Path, file_server: FileServer, tiny_published
+) -> None:
     path, body, sha = tiny_published
     file_server.files[path] = body[:-10] + b"0123456789"
     actual = hashlib.sha256(file_server.files[path]).hexdigest()
@@ -67,7 +69,9 @@ def test_transfer_cut_short_keeps_nothing(tmp_path: Path, file_server: FileServe
     assert _cache_files(tmp_path) == []
 
 
-def test_dead_server_and_missing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, file_server, tiny_published) -> None:
+def test_dead_server_and_missing_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, file_server, tiny_published
+) -> None:
     path, _, _ = tiny_published
     file_server.files.clear()
     with pytest.raises(DownloadError, match="404"):
@@ -79,7 +83,9 @@ def test_dead_server_and_missing_file(tmp_path: Path, monkeypatch: pytest.Monkey
     assert _cache_files(tmp_path) == []
 
 
-def test_corrupt_cached_file_is_fetched_again(tmp_path: Path, file_server: FileServer, tiny_published) -> None:
+def test_corrupt_cached_file_is_fetched_again(
+    tmp_path: Path, file_server: FileServer, tiny_published
+) -> None:
     _, body, _ = tiny_published
     (tmp_path / "Tiny.pt").write_bytes(b"half a file")
     with pytest.warns(UserWarning, match="does not match"):

@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from .helpers import TINY_VIT, random_state_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "clip_lightning", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})},
+    )
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    torch.save(random_state_dict(TINY_VIT, seed=3), tmp_path / "tiny.pt")
+    return tmp_path
+
+
+def write_config(workdir: Path, probe: dict | None = None, **data: object) -> Path:
+    config = {
+        "trainer": {
+            "accelerator": "cpu",
+            "devices": 1,
+            "enable_progress_bar": False,
+            "logger": {
+                "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                "init_args": {"save_dir": str(workdir / "runs"), "name": "t"},
+            },
+        },
+        "model": {"name": str(workdir / "tiny.pt")},
+        "data": {"dataset": "digits", "batch_size": 64, "num_workers": 0, **data},
+    }
+    if probe is not None:
+        config["trainer"]["callbacks"] = [{"class_path": "clip_lightning.LinearProbe", "init_args": probe}]
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def results(workdir: Path, version: int = 0) -> dict:
+    return json.loads((workdir / "runs" / "t" / f"version_{version}" / "results.json").read_text())
+
+
+def test_cli_end_to_end_writes_results_tensorboard_and_figures(workdir: Path) -> None:
+    proc = run_cli("test", "--config", str(write_config(workdir)), cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = results(workdir)
+    assert res["dataset"] == "digits" and res["task"] == "zeroshot_classification"
+    assert set(res["metrics"]) == {"acc1", "acc5", "mean_per_class_recall"}
+    assert all(0.0 <= v <= 1.0 for v in res["metrics"].values())
+    assert res["classnames"] == [str(i) for i in range(10)]
+    assert res["templates"] == ['a photo of the number: "{}".']
+    assert res["num_test_samples"] == 359
+    run = workdir / "runs" / "t" / "version_0"
+    assert list(run.glob("events.out.tfevents.*"))
+    assert (run / "test_confusion_matrix.png").is_file() and (run / "test_per_class_accuracy.png").is_file()
+    assert "acc1" in proc.stdout
+
+
+def test_print_config(workdir: Path) -> None:
+    proc = run_cli("test", "--config", str(write_config(workdir)), "--print_config", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    printed = yaml.safe_load(proc.stdout)
+    assert printed["data"]["dataset"] == "digits" and printed["model"]["name"].endswith("tiny.pt")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--data.dataset", "cifar11"], "unknown dataset 'cifar11'"),
+        (["--data.dataset", "imagefolder", "--data.root", "/no/such/dir"], "--data.root"),
+        (["--data.classnames", "[a, b, c]"], "3 class names for 10 classes"),
+        (["--model.name", "ViT-B/33"], "Did you mean 'ViT-B/32'"),
+    ],
+    ids=["dataset", "root", "classnames", "model"],
+)
+def test_user_errors_are_one_clear_message(workdir: Path, args: list[str], message: str) -> None:
+    proc = run_cli("test", "--config", str(write_config(workdir)), *args, cwd=workdir)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_offline_download_is_one_clear_message(workdir: Path, tmp_path: Path) -> None:
+    env = {"CLIP_LIGHTNING_BASE_URL": "http://127.0.0.1:9"}
+    args = ["--model.name", "RN50", "--model.download_root", str(tmp_path / "cache")]
+    proc = run_cli("test", "--config", str(write_config(workdir)), *args, cwd=workdir, env=env)
+    assert proc.returncode == 2
+    assert "Could not download http://127.0.0.1:9/" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _features(cache: Path) -> dict[str, np.ndarray]:
+    out = {}
+    for file in sorted(cache.glob("*.npz")):
+        with np.load(file) as data:
+            out[json.loads(str(data["key"]))["split"]] = data["features"]
+    return out
+
+
+@pytest.mark.ddp
+def test_two_process_ddp_equals_one_process(workdir: Path) -> None:
+    """Odd test split (359), odd train/val: padding repeats samples; results must not change."""
+    single, double = workdir / "cache1", workdir / "cache2"
+    config = write_config(workdir, probe={"C": None, "cache_dir": str(single), "max_iter": 200})
+    proc = run_cli("test", "--config", str(config), cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ddp = ["--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu"]
+    config = write_config(workdir, probe={"C": None, "cache_dir": str(double), "max_iter": 200})
+    proc = run_cli("test", "--config", str(config), *ddp, cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one, two = results(workdir, 0), results(workdir, 1)
+    assert two["world_size"] == 2 and one["world_size"] == 1
+    assert one["metrics"] == two["metrics"]
+    assert one["linear_probe"]["C"] == two["linear_probe"]["C"]
+    f1, f2 = _features(single), _features(double)
+    assert set(f1) == set(f2) == {"train", "val"}
+    for split in f1:
+        np.testing.assert_array_equal(f1[split], f2[split])

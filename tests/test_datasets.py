@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clip_lightning.datasets import build_split, dataset_targets, stratified_split
+from clip_lightning.errors import ConfigError, DatasetNotFoundError
+
+
+def make_image_folder(root: Path, classes: list[str], per_split: dict[str, int], seed: int = 0) -> Path:
+    """root/<split>/<class>/<i>.png with random images (different modes and sizes)."""
+    rng = np.random.default_rng(seed)
+    for split, n in per_split.items():
+        for c, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                h, w = rng.integers(8, 40, size=2)
+                pixels = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+                pixels[..., c % 3] = 255  # a class-dependent colour, so probes can learn
+                image = Image.fromarray(pixels)
+                (image.convert("L") if i % 3 == 0 else image).save(folder / f"{i}.png")
+    return root
+
+
+def test_stratified_split_is_disjoint_seeded_and_per_class() -> None:
+    targets = [i % 4 for i in range(200)]
+    rest, held = stratified_split(targets, 0.1, seed=3)
+    assert sorted(rest + held) == list(range(200))
+    assert Counter(targets[i] for i in held) == dict.fromkeys(range(4), 5)
+    assert stratified_split(targets, 0.1, seed=3) == (rest, held)
+    assert stratified_split(targets, 0.1, seed=4) != (rest, held)
+    with pytest.raises(ConfigError):
+        stratified_split(targets, 1.5, seed=0)
+
+
+def test_digits_splits_cover_everything_once() -> None:
+    splits = {s: build_split("digits", "unused", s, False, 0.1, 0) for s in ("train", "val", "test")}
+    assert sum(len(d) for d in splits.values()) == 1797
+    positions = [set(d.dataset.indices[i] for i in d.indices) for d in (splits["train"], splits["val"])]
+    assert not positions[0] & positions[1]
+    image, label = splits["test"][0]
+    assert image.mode == "L" and image.size == (8, 8) and 0 <= label < 10
+
+
+def test_image_folder_without_val_carves_it_from_train(tmp_path: Path) -> None:
+    make_image_folder(tmp_path, ["a_b", "c"], {"train": 10, "test": 3})
+    train = build_split("imagefolder", str(tmp_path), "train", False, 0.2, 0)
+    val = build_split("imagefolder", str(tmp_path), "val", False, 0.2, 0)
+    test = build_split("imagefolder", str(tmp_path), "test", False, 0.2, 0)
+    assert (len(train), len(val), len(test)) == (16, 4, 6)
+    assert sorted(dataset_targets(val)) == [0, 0, 1, 1]
+
+
+def test_missing_data_is_reported_with_what_to_pass(tmp_path: Path) -> None:
+    with pytest.raises(DatasetNotFoundError, match="--data.download true"):
+        build_split("cifar10", str(tmp_path), "test", False, 0.1, 0)
+    with pytest.raises(DatasetNotFoundError, match="--data.root"):
+        build_split("imagefolder", str(tmp_path / "nothing"), "test", False, 0.1, 0)
+    with pytest.raises(ConfigError, match="unknown dataset"):
+        build_split("cifar11", str(tmp_path), "test", False, 0.1, 0)
