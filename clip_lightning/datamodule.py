@@ -13,7 +13,17 @@ from .datasets import DATASETS, SPLITS, IndexedDataset, build_split, folder_clas
 from .errors import ConfigError
 from .prompts import DEFAULT_TEMPLATES, dataset_prompts, known_prompt_datasets, read_list
 
-__all__ = ["CLIPDataModule"]
+__all__ = ["CLIPDataModule", "clip_datamodule"]
+
+
+def clip_datamodule(trainer: L.Trainer) -> CLIPDataModule:
+    """The trainer's CLIPDataModule, or a clear error when it runs without one."""
+    datamodule = getattr(trainer, "datamodule", None)
+    if not isinstance(datamodule, CLIPDataModule):
+        raise ConfigError(
+            f"clip_lightning needs a CLIPDataModule (class names, transform), got {type(datamodule).__name__}"
+        )
+    return datamodule
 
 
 class CLIPDataModule(L.LightningDataModule):

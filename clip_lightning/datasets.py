@@ -92,31 +92,29 @@ def _image_folder(root: str, split: str, dataset: str) -> Dataset:
 
 
 def _torchvision(name: str, root: str, split: str, download: bool) -> Dataset:
-    """The official split ``split`` of a torchvision dataset, or raise KeyError if it has none."""
+    """The official split ``split`` of a torchvision dataset."""
     from torchvision import datasets as tv
 
-    factories: dict[str, dict[str, Callable[[], Dataset]]] = {
-        "cifar10": {
-            s: (lambda s=s: tv.CIFAR10(root, train=s == "train", download=download))
-            for s in ("train", "test")
-        },
-        "cifar100": {
-            s: (lambda s=s: tv.CIFAR100(root, train=s == "train", download=download))
-            for s in ("train", "test")
-        },
-        "mnist": {
-            s: (lambda s=s: tv.MNIST(root, train=s == "train", download=download)) for s in ("train", "test")
-        },
-        "stl10": {s: (lambda s=s: tv.STL10(root, split=s, download=download)) for s in ("train", "test")},
-        "food101": {s: (lambda s=s: tv.Food101(root, split=s, download=download)) for s in ("train", "test")},
-        "flowers102": {s: (lambda s=s: tv.Flowers102(root, split=s, download=download)) for s in SPLITS},
-        "dtd": {s: (lambda s=s: tv.DTD(root, split=s, download=download)) for s in SPLITS},
-        "oxford_pets": {
-            "train": lambda: tv.OxfordIIITPet(root, split="trainval", download=download),
-            "test": lambda: tv.OxfordIIITPet(root, split="test", download=download),
-        },
-    }
-    factory = factories[name][split]
+    def factory() -> Dataset:
+        train = split == "train"
+        if name == "cifar10":
+            return tv.CIFAR10(root, train=train, download=download)
+        if name == "cifar100":
+            return tv.CIFAR100(root, train=train, download=download)
+        if name == "mnist":
+            return tv.MNIST(root, train=train, download=download)
+        if name == "stl10":
+            return tv.STL10(root, split=split, download=download)
+        if name == "food101":
+            return tv.Food101(root, split=split, download=download)
+        if name == "flowers102":
+            return tv.Flowers102(root, split=split, download=download)
+        if name == "dtd":
+            return tv.DTD(root, split=split, download=download)
+        if name == "oxford_pets":
+            return tv.OxfordIIITPet(root, split="trainval" if train else "test", download=download)
+        raise KeyError(name)
+
     try:
         return factory()
     except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"

@@ -9,6 +9,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
+from .datamodule import CLIPDataModule, clip_datamodule
 from .distributed import gather_by_index
 from .errors import ConfigError
 from .loading import checkpoint_sha256, load, resolve_checkpoint
@@ -92,9 +93,7 @@ class CLIPEvaluator(L.LightningModule):
     # ---- set-up -------------------------------------------------------------------------------
 
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is None:
-            raise RuntimeError("CLIPEvaluator needs a CLIPDataModule (its class names and transform)")
+        datamodule = clip_datamodule(self.trainer)
         resolution = transform_resolution(getattr(datamodule, "transform", None))
         if resolution != self.model.visual.input_resolution:
             raise ConfigError(
@@ -106,7 +105,7 @@ class CLIPEvaluator(L.LightningModule):
         self.templates = self._resolve_templates(datamodule)
         self.log_folder = results_dir(self.trainer)  # a collective: resolved here, on every process
 
-    def _resolve_templates(self, datamodule: Any) -> list[str]:
+    def _resolve_templates(self, datamodule: CLIPDataModule) -> list[str]:
         spec = self.templates_spec
         if spec is None:
             return list(datamodule.templates)
@@ -143,7 +142,7 @@ class CLIPEvaluator(L.LightningModule):
     def split_of(self, dataloader_idx: int, stage: str) -> str:
         if stage == "val":
             return "val"
-        splits = list(getattr(self.trainer.datamodule, "test_splits", ["test"]))
+        splits = clip_datamodule(self.trainer).test_splits
         return splits[dataloader_idx]
 
     def _step(self, batch: Any, dataloader_idx: int, stage: str) -> None:
@@ -223,7 +222,7 @@ class CLIPEvaluator(L.LightningModule):
             self._finish("val")
 
     def _report(self, zero_shot_metrics: dict[str, float]) -> None:
-        dm = self.trainer.datamodule
+        dm = clip_datamodule(self.trainer)
         metrics = {k: v for k, v in zero_shot_metrics.items() if k != "num_samples"}
         metrics.update(self.extra_results.get("metrics", {}))
         tasks = (["zeroshot_classification"] if zero_shot_metrics else []) + (

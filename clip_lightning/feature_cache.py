@@ -77,7 +77,11 @@ class FeatureCache:
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, key=np.array(json.dumps({**key, "format": _FORMAT}, sort_keys=True)), **arrays)
+                payload: dict[str, Any] = {
+                    "key": np.array(json.dumps({**key, "format": _FORMAT}, sort_keys=True))
+                }
+                payload.update(arrays)
+                np.savez(f, **payload)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)

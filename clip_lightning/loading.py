@@ -233,7 +233,7 @@ def _script_graphs(module: nn.Module) -> Iterator[Any]:
     """Graphs of every method of a script module and its submodules."""
     for sub in module.modules():
         with contextlib.suppress(RuntimeError, AttributeError):
-            yield sub.graph  # type: ignore[union-attr]  # the forward method's graph
+            yield sub.graph  # the forward method's graph
         for attr in ("forward1", "encode_image", "encode_text"):
             graph = getattr(getattr(sub, attr, None), "graph", None)
             if graph is not None:

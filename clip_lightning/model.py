@@ -101,15 +101,23 @@ class SelfAttention(nn.Module):
         return self.out_proj(out.transpose(1, 2).reshape(n, length, width))
 
 
+class MLP(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(width, width * 4)
+        self.gelu = QuickGELU()
+        self.c_proj = nn.Linear(width * 4, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c_proj(self.gelu(self.c_fc(x)))
+
+
 class ResidualAttentionBlock(nn.Module):
     def __init__(self, width: int, heads: int) -> None:
         super().__init__()
         self.attn = SelfAttention(width, heads)
         self.ln_1 = LayerNorm(width)
-        self.mlp = nn.Sequential()
-        self.mlp.add_module("c_fc", nn.Linear(width, width * 4))
-        self.mlp.add_module("gelu", QuickGELU())
-        self.mlp.add_module("c_proj", nn.Linear(width * 4, width))
+        self.mlp = MLP(width)
         self.ln_2 = LayerNorm(width)
 
     def forward(self, x: torch.Tensor, causal: bool = False) -> torch.Tensor:

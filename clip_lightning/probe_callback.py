@@ -13,9 +13,12 @@ import torch.distributed as dist
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 
+from .datamodule import clip_datamodule
 from .errors import ConfigError
+from .evaluator import CLIPEvaluator
 from .feature_cache import FeatureCache, dataset_fingerprint
 from .probe import ProbeResult, linear_probe
+from .reporting import add_figure
 
 __all__ = ["LinearProbe"]
 
@@ -56,8 +59,8 @@ class LinearProbe(Callback):
 
     # ---- set-up: which splits to extract -----------------------------------------------------
 
-    def _cache_key(self, trainer: L.Trainer, module: Any, split: str) -> dict[str, Any]:
-        dm = trainer.datamodule
+    def _cache_key(self, trainer: L.Trainer, module: CLIPEvaluator, split: str) -> dict[str, Any]:
+        dm = clip_datamodule(trainer)
         return {
             "checkpoint": module.checkpoint_id,
             "feature_kind": self.feature_kind,
@@ -71,25 +74,30 @@ class LinearProbe(Callback):
             "precision": str(trainer.precision),
         }
 
+    @staticmethod
+    def _evaluator(pl_module: L.LightningModule) -> CLIPEvaluator:
+        if not isinstance(pl_module, CLIPEvaluator):
+            raise ConfigError(f"LinearProbe works with CLIPEvaluator, not {type(pl_module).__name__}")
+        return pl_module
+
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "test":
             return
-        if not hasattr(pl_module, "feature_splits"):
-            raise ConfigError("LinearProbe works with CLIPEvaluator")
-        dm = trainer.datamodule
-        pl_module.feature_kind = self.feature_kind
+        module = self._evaluator(pl_module)
+        dm = clip_datamodule(trainer)
+        module.feature_kind = self.feature_kind
         cached: dict[str, dict[str, np.ndarray]] = {}
         if self.cache is not None and trainer.is_global_zero:
             for split in ("train", "val"):  # the test split is always run (zero-shot needs it)
                 if split in self.splits:
-                    hit = self.cache.load(self._cache_key(trainer, pl_module, split))
+                    hit = self.cache.load(self._cache_key(trainer, module, split))
                     if hit is not None:
                         cached[split] = hit
             rank_zero_info(f"LinearProbe: cached features for {sorted(cached) or 'no split'}")
         hits = trainer.strategy.broadcast(sorted(cached))
         self._cached = cached
         extract = [s for s in self.splits if s not in hits]
-        pl_module.feature_splits = set(extract)
+        module.feature_splits = set(extract)
         dm.test_splits = extract
         if dist.is_available() and dist.is_initialized() and trainer.world_size > 1:
             # Its own group with its own timeout: waiting for a long fit must not hit the
@@ -98,7 +106,9 @@ class LinearProbe(Callback):
 
     # ---- after extraction: fit on rank 0, share the result -----------------------------------
 
-    def _features(self, trainer: L.Trainer, module: Any, split: str) -> tuple[np.ndarray, np.ndarray] | None:
+    def _features(
+        self, trainer: L.Trainer, module: CLIPEvaluator, split: str
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         """This split's (features, labels) on rank 0 (None elsewhere); a collective when extracted."""
         if split in self._cached:
             data = self._cached[split]
@@ -106,8 +116,11 @@ class LinearProbe(Callback):
         index, labels, features = module.gathered(split, "label", "features")
         if not trainer.is_global_zero:
             return None
-        arrays = {"features": features.numpy().astype(np.float32), "labels": labels.numpy().astype(np.int64)}
-        expected = len(trainer.datamodule.split(split))
+        arrays: dict[str, np.ndarray] = {
+            "features": features.numpy().astype(np.float32),
+            "labels": labels.numpy().astype(np.int64),
+        }
+        expected = len(clip_datamodule(trainer).split(split))  # type: ignore[arg-type]
         if index.numel() != expected or not torch.equal(index, torch.arange(expected)):
             raise RuntimeError(f"{split}: gathered {index.numel()} distinct samples, expected {expected}")
         if self.cache is not None and split != "test":
@@ -115,10 +128,11 @@ class LinearProbe(Callback):
         return arrays["features"], arrays["labels"]
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        data = {split: self._features(trainer, pl_module, split) for split in self.splits}
+        module = self._evaluator(pl_module)
+        data = {split: self._features(trainer, module, split) for split in self.splits}
         result: ProbeResult | None = None
         if trainer.is_global_zero:
-            result = self._fit(data, len(trainer.datamodule.classnames))
+            result = self._fit(data, len(clip_datamodule(trainer).classnames))
         if self._wait_group is not None:
             box = [result]
             dist.broadcast_object_list(box, src=0, group=self._wait_group)
@@ -126,9 +140,9 @@ class LinearProbe(Callback):
         assert result is not None
         for key, value in result.metrics.items():
             # max of identical values is exact (a mean over processes may round)
-            pl_module.log(f"test/{key}", value, sync_dist=True, reduce_fx="max")
-        pl_module.extra_results.setdefault("metrics", {}).update(result.metrics)
-        pl_module.extra_results.update(
+            module.log(f"test/{key}", value, sync_dist=True, reduce_fx="max")
+        module.extra_results.setdefault("metrics", {}).update(result.metrics)
+        module.extra_results.update(
             {
                 "linear_probe": {
                     "C": result.C,
@@ -139,7 +153,7 @@ class LinearProbe(Callback):
             }
         )
         if trainer.is_global_zero and result.search:
-            self._log_search(trainer, pl_module.log_folder, result)
+            self._log_search(trainer, module.log_folder, result)
 
     def _fit(self, data: dict[str, Any], num_classes: int) -> ProbeResult:
         from tqdm import tqdm
@@ -180,8 +194,5 @@ class LinearProbe(Callback):
         fig.tight_layout()
         os.makedirs(folder, exist_ok=True)
         fig.savefig(os.path.join(folder, "linear_probe_search.png"), dpi=80)
-        for logger in trainer.loggers:
-            experiment = getattr(logger, "experiment", None)
-            if hasattr(experiment, "add_figure"):
-                experiment.add_figure("test/linear_probe_search", fig, close=False)
+        add_figure(trainer, "test/linear_probe_search", fig)
         plt.close(fig)

@@ -80,6 +80,14 @@ def _figures(matrix: torch.Tensor, classnames: list[str]) -> tuple[Any, Any]:
     return cm_fig, bar_fig
 
 
+def add_figure(trainer: L.Trainer, tag: str, figure: Any) -> None:
+    """Send a matplotlib figure to every logger that draws figures (TensorBoard)."""
+    for logger in trainer.loggers:
+        draw = getattr(getattr(logger, "experiment", None), "add_figure", None)
+        if callable(draw):
+            draw(tag, figure, close=False)
+
+
 def log_figures(
     trainer: L.Trainer, folder: str, matrix: torch.Tensor, classnames: list[str], stage: str
 ) -> None:
@@ -90,10 +98,7 @@ def log_figures(
     os.makedirs(folder, exist_ok=True)
     cm_fig.savefig(os.path.join(folder, f"{stage}_confusion_matrix.png"), dpi=80)
     bar_fig.savefig(os.path.join(folder, f"{stage}_per_class_accuracy.png"), dpi=80)
-    for logger in trainer.loggers:
-        experiment = getattr(logger, "experiment", None)
-        if hasattr(experiment, "add_figure"):
-            experiment.add_figure(f"{stage}/confusion_matrix", cm_fig, close=False)
-            experiment.add_figure(f"{stage}/per_class_accuracy", bar_fig, close=False)
+    add_figure(trainer, f"{stage}/confusion_matrix", cm_fig)
+    add_figure(trainer, f"{stage}/per_class_accuracy", bar_fig)
     plt.close(cm_fig)
     plt.close(bar_fig)

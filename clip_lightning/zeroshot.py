@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
-from torch import nn
 
 from .tokenizer import tokenize
 
@@ -25,7 +25,7 @@ def format_prompts(classnames: Sequence[str], templates: Sequence[str]) -> list[
 
 
 @torch.no_grad()
-def encode_texts(model: nn.Module, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+def encode_texts(model: Any, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
     """L2-normalized text features ``[len(texts), D]`` (fp32) in the order of ``texts``.
 
     Texts are batched by token length, so a batch of short prompts never runs the
@@ -49,7 +49,7 @@ def encode_texts(model: nn.Module, texts: Sequence[str], batch_size: int = 256) 
 
 @torch.no_grad()
 def build_zero_shot_classifier(
-    model: nn.Module,
+    model: Any,
     classnames: Sequence[str],
     templates: Sequence[str],
     batch_size: int = 256,

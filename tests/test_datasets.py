@@ -57,9 +57,9 @@ def test_image_folder_without_val_carves_it_from_train(tmp_path: Path) -> None:
 
 
 def test_missing_data_is_reported_with_what_to_pass(tmp_path: Path) -> None:
-    with pytest.raises(DatasetNotFoundError, match="--data.download true"):
+    with pytest.raises(DatasetNotFoundError, match=r"--data\.download true"):
         build_split("cifar10", str(tmp_path), "test", False, 0.1, 0)
-    with pytest.raises(DatasetNotFoundError, match="--data.root"):
+    with pytest.raises(DatasetNotFoundError, match=r"--data\.root"):
         build_split("imagefolder", str(tmp_path / "nothing"), "test", False, 0.1, 0)
     with pytest.raises(ConfigError, match="unknown dataset"):
         build_split("cifar11", str(tmp_path), "test", False, 0.1, 0)

@@ -101,7 +101,7 @@ def test_validate_and_batches_carry_index(tiny_checkpoint) -> None:
     evaluator = CLIPEvaluator(name=str(path))
     dm = CLIPDataModule("digits", batch_size=50, num_workers=0, transform=evaluator.preprocess)
     dm.setup("validate")
-    image, label, index = next(iter(dm.val_dataloader()))
+    image, _label, index = next(iter(dm.val_dataloader()))
     assert image.shape == (50, 3, 32, 32) and index.tolist() == list(range(50))
     (metrics,) = _trainer().validate(evaluator, dm, verbose=False)
     assert set(metrics) >= {"val/acc1", "val/acc5", "val/mean_per_class_recall"}

@@ -37,7 +37,7 @@ def tiny_published(monkeypatch: pytest.MonkeyPatch, file_server: FileServer) -> 
 
 
 def test_good_download_is_cached_and_loaded(tmp_path: Path, file_server: FileServer, tiny_published) -> None:
-    path, body, sha = tiny_published
+    path, body, _sha = tiny_published
     model, preprocess = clip.load("Tiny", device="cpu", download_root=str(tmp_path))
     assert _cache_files(tmp_path) == ["Tiny.pt"]
     assert (tmp_path / "Tiny.pt").read_bytes() == body
@@ -64,7 +64,7 @@ def test_wrong_hash_names_url_and_both_hashes(
 def test_transfer_cut_short_keeps_nothing(tmp_path: Path, file_server: FileServer, tiny_published) -> None:
     path, _, _ = tiny_published
     file_server.cut.add(path)
-    with pytest.raises(DownloadError, match="cut short|Could not download"):
+    with pytest.raises(DownloadError, match=r"cut short|Could not download"):
         clip.load("Tiny", device="cpu", download_root=str(tmp_path))
     assert _cache_files(tmp_path) == []
 
@@ -72,7 +72,7 @@ def test_transfer_cut_short_keeps_nothing(tmp_path: Path, file_server: FileServe
 def test_dead_server_and_missing_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, file_server, tiny_published
 ) -> None:
-    path, _, _ = tiny_published
+    _path, _, _ = tiny_published
     file_server.files.clear()
     with pytest.raises(DownloadError, match="404"):
         clip.load("Tiny", device="cpu", download_root=str(tmp_path))
