@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -54,6 +55,12 @@ def write_config(workdir: Path, probe: dict | None = None, **data: object) -> Pa
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def results(workdir: Path, version: int = 0) -> dict:
@@ -135,3 +142,25 @@ def test_two_process_ddp_equals_one_process(workdir: Path) -> None:
     assert set(f1) == set(f2) == {"train", "val"}
     for split in f1:
         np.testing.assert_array_equal(f1[split], f2[split])
+
+
+@pytest.mark.ddp
+def test_torchrun_two_processes_equal_one_process(workdir: Path) -> None:
+    config = write_config(workdir)
+    assert run_cli("test", "--config", str(config), cwd=workdir).returncode == 0
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+         "--master_port", str(free_port()), "-m", "clip_lightning", "test", "--config", str(config),
+         "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"],
+        cwd=workdir, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert results(workdir, 1)["world_size"] == 2
+    assert results(workdir, 0)["metrics"] == results(workdir, 1)["metrics"]
+
+
+@pytest.mark.parametrize("config", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_configs_parse(config: Path, tmp_path: Path) -> None:
+    proc = run_cli("test", "--config", str(config), "--print_config", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "dataset:" in proc.stdout
