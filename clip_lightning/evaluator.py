@@ -24,6 +24,10 @@ __all__ = ["CLIPEvaluator"]
 
 FeatureKind = Literal["projected", "penultimate"]
 
+# Classifier weights per (checkpoint, class names, templates, precision), so validate and test
+# (or repeated runs in one process) encode the prompts once.
+_CLASSIFIERS: dict[tuple[str, tuple[str, ...], tuple[str, ...], str], torch.Tensor] = {}
+
 
 class CLIPEvaluator(L.LightningModule):
     """Evaluates a frozen CLIP model: zero-shot classification and feature extraction.
@@ -116,10 +120,16 @@ class CLIPEvaluator(L.LightningModule):
     def _build_classifier(self) -> None:
         if not self.zero_shot or self.classifier is not None:
             return
-        with self.trainer.precision_plugin.forward_context():
-            self.classifier = build_zero_shot_classifier(
-                self.model, self.classnames, self.templates, batch_size=self.hparams["text_batch_size"]
-            ).to(self.device)
+        key = (self.checkpoint_id, tuple(self.classnames), tuple(self.templates), str(self.trainer.precision))
+        if key not in _CLASSIFIERS:
+            with self.trainer.precision_plugin.forward_context():
+                weights = build_zero_shot_classifier(
+                    self.model, self.classnames, self.templates, batch_size=self.hparams["text_batch_size"]
+                )
+            if len(_CLASSIFIERS) >= 8:
+                _CLASSIFIERS.clear()
+            _CLASSIFIERS[key] = weights.cpu()
+        self.classifier = _CLASSIFIERS[key].to(self.device)
         rank_zero_info(
             f"Zero-shot classifier: {len(self.classnames)} classes x {len(self.templates)} templates"
         )
