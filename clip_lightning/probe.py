@@ -12,6 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
+from .errors import ConfigError
 from .metrics import classification_metrics
 
 __all__ = ["ProbeResult", "fit_logistic", "linear_probe", "search_c", "validation_score"]
@@ -135,6 +136,9 @@ def linear_probe(
     model = fit_logistic(x_fit, y_fit, C, max_iter)
     topk = _topk_classes(model, test[0], 5)
     if num_classes >= 5 and topk.shape[1] < 5:
-        raise ValueError("fewer than 5 classes were seen in training; acc5 is undefined")
+        raise ConfigError(
+            f"the probe's training data holds only {topk.shape[1]} of {num_classes} classes, so top-5 "
+            f"accuracy is undefined; use whole splits (is --trainer.limit_test_batches cutting them?)"
+        )
     metrics = classification_metrics(topk, torch.from_numpy(test[1].astype(np.int64)), num_classes)
     return ProbeResult(C=float(C), metrics={f"lp_{k}": v for k, v in metrics.items()}, search=search)

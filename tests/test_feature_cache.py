@@ -96,3 +96,17 @@ def test_feature_kind_shapes(tmp_path: Path, kind: str) -> None:
         assert data["features"].shape == (1295, 32 if kind == "projected" else 64)
         assert data["features"].dtype == np.float32
         assert np.array_equal(data["index"], np.arange(1295))
+
+
+def test_limited_run_probes_what_it_saw_and_caches_nothing(tmp_path: Path) -> None:
+    torch.save(random_state_dict(TINY_VIT, seed=5), tmp_path / "tiny.pt")
+    evaluator = CLIPEvaluator(name=str(tmp_path / "tiny.pt"))
+    dm = CLIPDataModule("digits", batch_size=100, num_workers=0, transform=evaluator.preprocess)
+    cache_dir = tmp_path / "cache"
+    trainer = L.Trainer(
+        accelerator="cpu", logger=False, enable_progress_bar=False, limit_test_batches=3,
+        callbacks=[LinearProbe(C=1.0, cache_dir=str(cache_dir), max_iter=100)],
+    )  # fmt: skip
+    metrics = trainer.test(evaluator, dm, verbose=False)[0]
+    assert 0.0 <= metrics["test/lp_acc1"] <= 1.0
+    assert not list(cache_dir.glob("*.npz"))  # a partial split must never be reused as whole
