@@ -20,6 +20,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _run_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs in its own folder: Lightning writes logs and results to the cwd."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def shared_data() -> Path:
     return SHARED_DATA
