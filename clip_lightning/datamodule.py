@@ -15,6 +15,9 @@ from .prompts import DEFAULT_TEMPLATES, dataset_prompts, known_prompt_datasets, 
 
 __all__ = ["CLIPDataModule", "clip_datamodule"]
 
+# Datasets that borrow another's prompts.
+_PROMPT_ALIASES = {"digits": "mnist"}
+
 
 def clip_datamodule(trainer: L.Trainer) -> CLIPDataModule:
     """The trainer's CLIPDataModule, or a clear error when it runs without one."""
@@ -117,14 +120,18 @@ class CLIPDataModule(L.LightningDataModule):
             self._classnames = self._resolve_classnames()
         return self._classnames
 
+    @property
+    def _prompt_source(self) -> str | None:
+        """Whose curated class names and templates this dataset uses (digits: MNIST's)."""
+        name = _PROMPT_ALIASES.get(self.dataset, self.dataset)
+        return name if name in known_prompt_datasets() else None
+
     def _resolve_classnames(self) -> list[str]:
         folder = folder_classes(self.split("test"))
         if self.classnames_spec is not None:
             names = read_list(self.classnames_spec, "classnames")
-        elif self.dataset in known_prompt_datasets():
-            names = dataset_prompts(self.dataset)[0]
-        elif self.dataset == "digits":
-            names = dataset_prompts("mnist")[0]
+        elif self._prompt_source is not None:
+            names = dataset_prompts(self._prompt_source)[0]
         else:
             assert folder is not None
             names = [c.replace("_", " ") for c in folder]
@@ -139,10 +146,8 @@ class CLIPDataModule(L.LightningDataModule):
     def templates(self) -> list[str]:
         if self.templates_spec is not None:
             return read_list(self.templates_spec, "templates")
-        if self.dataset in known_prompt_datasets():
-            return dataset_prompts(self.dataset)[1]
-        if self.dataset == "digits":
-            return dataset_prompts("mnist")[1]
+        if self._prompt_source is not None:
+            return dataset_prompts(self._prompt_source)[1]
         return list(DEFAULT_TEMPLATES)
 
     @property
