@@ -78,7 +78,10 @@ class LayerNorm(nn.LayerNorm):
 
 class QuickGELU(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(1.702 * x)
+        if x.requires_grad:
+            return x * torch.sigmoid(1.702 * x)
+        # In place on the temporary: the same values, two fewer activation-sized buffers.
+        return torch.mul(x, 1.702).sigmoid_().mul_(x)
 
 
 class SelfAttention(nn.Module):
@@ -93,12 +96,26 @@ class SelfAttention(nn.Module):
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * width))
         self.out_proj = nn.Linear(width, width)
 
-    def forward(self, x: torch.Tensor, causal: bool = False) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, causal: bool = False, rows: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``[N, L, W] -> [N, L, W]``; with ``rows`` (``[N]`` positions) only those queries: ``[N, 1, W]``."""
         n, length, width = x.shape
-        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
-        q, k, v = qkv.view(n, length, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-        return self.out_proj(out.transpose(1, 2).reshape(n, length, width))
+        heads, head_dim = self.heads, width // self.heads
+        if rows is None:
+            qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+            q, k, v = qkv.view(n, length, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+            return self.out_proj(out.transpose(1, 2).reshape(n, length, width))
+        picked = x[torch.arange(n, device=x.device), rows]
+        q = F.linear(picked, self.in_proj_weight[:width], self.in_proj_bias[:width])
+        kv = F.linear(x, self.in_proj_weight[width:], self.in_proj_bias[width:])
+        k, v = kv.view(n, length, 2, heads, head_dim).permute(2, 0, 3, 1, 4)
+        mask = None
+        if causal:  # the query at position p sees keys 0..p
+            mask = (torch.arange(length, device=x.device) <= rows[:, None]).view(n, 1, 1, length)
+        out = F.scaled_dot_product_attention(q.view(n, heads, 1, head_dim), k, v, attn_mask=mask)
+        return self.out_proj(out.reshape(n, 1, width))
 
 
 class MLP(nn.Module):
@@ -120,7 +137,14 @@ class ResidualAttentionBlock(nn.Module):
         self.mlp = MLP(width)
         self.ln_2 = LayerNorm(width)
 
-    def forward(self, x: torch.Tensor, causal: bool = False) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, causal: bool = False, rows: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if rows is not None:
+            x = x[torch.arange(x.shape[0], device=x.device), rows].unsqueeze(1) + self.attn(
+                self.ln_1(x), causal=causal, rows=rows
+            )
+            return x + self.mlp(self.ln_2(x))
         x = x + self.attn(self.ln_1(x), causal=causal)
         return x + self.mlp(self.ln_2(x))
 
@@ -132,10 +156,21 @@ class Transformer(nn.Module):
         self.layers = layers
         self.resblocks = nn.ModuleList(ResidualAttentionBlock(width, heads) for _ in range(layers))
 
-    def forward(self, x: torch.Tensor, causal: bool = False) -> torch.Tensor:
-        for block in self.resblocks:
+    def forward(
+        self, x: torch.Tensor, causal: bool = False, rows: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``[N, L, W] -> [N, L, W]``, or ``[N, W]``: the outputs at ``rows`` (one position per sequence).
+
+        With ``rows`` the last block computes only those positions (the others are never read),
+        which saves most of one block's work.
+        """
+        if rows is None:
+            for block in self.resblocks:
+                x = block(x, causal=causal)
+            return x
+        for block in self.resblocks[:-1]:
             x = block(x, causal=causal)
-        return x
+        return self.resblocks[-1](x, causal=causal, rows=rows).squeeze(1)
 
 
 class VisionTransformer(nn.Module):
@@ -159,8 +194,8 @@ class VisionTransformer(nn.Module):
         x = self.conv1(x).flatten(2).transpose(1, 2)  # [N, grid*grid, width]
         cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
         x = torch.cat([cls, x], dim=1) + self.positional_embedding.to(x.dtype)
-        x = self.transformer(self.ln_pre(x))
-        x = self.ln_post(x[:, 0])
+        first = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)  # the class token
+        x = self.ln_post(self.transformer(self.ln_pre(x), rows=first))
         return x @ self.proj if project else x
 
 
@@ -352,8 +387,7 @@ class CLIP(nn.Module):
             text = text[:, : int(eot.max()) + 1]
         length = text.shape[1]
         x = self.token_embedding(text).to(self.dtype) + self.positional_embedding[:length].to(self.dtype)
-        x = self.ln_final(self.transformer(x, causal=True))
-        return x[torch.arange(x.shape[0], device=x.device), eot] @ self.text_projection
+        return self.ln_final(self.transformer(x, causal=True, rows=eot)) @ self.text_projection
 
     def forward(self, image: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(logits_per_image, logits_per_text)``: scaled cosine similarities."""
