@@ -159,7 +159,7 @@ class CLIPEvaluator(L.LightningModule):
         images, labels, index = batch
         split = self.split_of(dataloader_idx, stage)
         penultimate = self.model.encode_image(images, projected=False)
-        projected = self._project(penultimate)
+        projected = self.model.visual.project(penultimate)
         out = self._outputs[split]
         out["index"].append(index.detach())
         out["label"].append(labels.detach())
@@ -173,12 +173,6 @@ class CLIPEvaluator(L.LightningModule):
             logits = self.model.logit_scale.exp().float() * features @ self.classifier
             k = min(5, logits.shape[1])
             out["topk"].append(logits.topk(k, dim=-1).indices)
-
-    def _project(self, penultimate: torch.Tensor) -> torch.Tensor:
-        visual = self.model.visual
-        if isinstance(visual, ModifiedResNet):
-            return visual.attnpool.c_proj(penultimate)
-        return penultimate @ visual.proj.to(penultimate.dtype)
 
     def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._step(batch, dataloader_idx, "test")

@@ -2,7 +2,9 @@
 
 Parameter names equal those of OpenAI's checkpoints, so their state dicts load as they are.
 Activations are batch-first ``[N, L, D]`` and attention runs through
-``torch.nn.functional.scaled_dot_product_attention``.
+``torch.nn.functional.scaled_dot_product_attention``, except where one query per sequence is
+wanted (the last block, attention pooling): plain matmuls there keep each sample's features
+independent of the batch size, bit for bit.
 """
 
 from __future__ import annotations
@@ -76,6 +78,36 @@ class LayerNorm(nn.LayerNorm):
         return super().forward(x.float()).to(x.dtype)
 
 
+# BLAS picks special kernels for matrices of very few rows (here: fp32 with fewer than 12), whose
+# sums round differently. Row-wise work on few rows is padded to this many, so a sample's
+# features do not depend on how many others share its batch (DDP equals one process exactly).
+_MIN_ROWS = 16
+
+
+def _rows_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``F.linear`` on ``[N, W]`` rows, padded with zero rows to at least ``_MIN_ROWS``."""
+    n = x.shape[0]
+    if n >= _MIN_ROWS:
+        return F.linear(x, weight, bias)
+    return F.linear(F.pad(x, (0, 0, 0, _MIN_ROWS - n)), weight, bias)[:n]
+
+
+def _attend_one(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, visible: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Attention of one query per sequence and head: ``q [N, H, 1, D]``, ``k, v [N, H, L, D]``.
+
+    Plain matmuls on contiguous tensors, whose per-sample results (unlike the fused kernel's
+    for a single query, or matmuls over strided views) do not depend on the batch size.
+    ``visible`` (``[N, L]``, bool) masks keys out.
+    """
+    scores = torch.matmul(q * q.shape[-1] ** -0.5, k.contiguous().transpose(-1, -2))
+    if visible is not None:
+        scores = scores.masked_fill(~visible[:, None, None, :], float("-inf"))
+    weights = scores.float().softmax(dim=-1).to(v.dtype)  # fp32 softmax, as the fused kernel
+    return torch.matmul(weights, v.contiguous())
+
+
 class QuickGELU(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.requires_grad:
@@ -108,14 +140,14 @@ class SelfAttention(nn.Module):
             out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
             return self.out_proj(out.transpose(1, 2).reshape(n, length, width))
         picked = x[torch.arange(n, device=x.device), rows]
-        q = F.linear(picked, self.in_proj_weight[:width], self.in_proj_bias[:width])
+        q = _rows_linear(picked, self.in_proj_weight[:width], self.in_proj_bias[:width])
         kv = F.linear(x, self.in_proj_weight[width:], self.in_proj_bias[width:])
         k, v = kv.view(n, length, 2, heads, head_dim).permute(2, 0, 3, 1, 4)
-        mask = None
+        visible = None
         if causal:  # the query at position p sees keys 0..p
-            mask = (torch.arange(length, device=x.device) <= rows[:, None]).view(n, 1, 1, length)
-        out = F.scaled_dot_product_attention(q.view(n, heads, 1, head_dim), k, v, attn_mask=mask)
-        return self.out_proj(out.reshape(n, 1, width))
+            visible = torch.arange(length, device=x.device) <= rows[:, None]
+        out = _attend_one(q.view(n, heads, 1, head_dim), k, v, visible)
+        return _rows_linear(out.reshape(n, width), self.out_proj.weight, self.out_proj.bias).unsqueeze(1)
 
 
 class MLP(nn.Module):
@@ -141,10 +173,12 @@ class ResidualAttentionBlock(nn.Module):
         self, x: torch.Tensor, causal: bool = False, rows: torch.Tensor | None = None
     ) -> torch.Tensor:
         if rows is not None:
-            x = x[torch.arange(x.shape[0], device=x.device), rows].unsqueeze(1) + self.attn(
+            n = x.shape[0]
+            x = x[torch.arange(n, device=x.device), rows].unsqueeze(1) + self.attn(
                 self.ln_1(x), causal=causal, rows=rows
             )
-            return x + self.mlp(self.ln_2(x))
+            padded = F.pad(x, (0, 0, 0, 0, 0, max(0, _MIN_ROWS - n)))  # see _MIN_ROWS
+            return x + self.mlp(self.ln_2(padded))[:n]
         x = x + self.attn(self.ln_1(x), causal=causal)
         return x + self.mlp(self.ln_2(x))
 
@@ -196,7 +230,11 @@ class VisionTransformer(nn.Module):
         x = torch.cat([cls, x], dim=1) + self.positional_embedding.to(x.dtype)
         first = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)  # the class token
         x = self.ln_post(self.transformer(self.ln_pre(x), rows=first))
-        return x @ self.proj if project else x
+        return self.project(x) if project else x
+
+    def project(self, features: torch.Tensor) -> torch.Tensor:
+        """Class-token features ``[N, width]`` -> embeddings ``[N, output_dim]``."""
+        return _rows_linear(features, self.proj.t(), None)
 
 
 class Bottleneck(nn.Module):
@@ -247,11 +285,15 @@ class AttentionPool2d(nn.Module):
         x = torch.cat([x.mean(dim=1, keepdim=True), x], dim=1) + self.positional_embedding.to(x.dtype)
         n, length, width = x.shape
         head_dim = width // self.num_heads
-        q = self.q_proj(x[:, :1]).view(n, 1, self.num_heads, head_dim).transpose(1, 2)
+        q = _rows_linear(x[:, 0], self.q_proj.weight, self.q_proj.bias).view(n, self.num_heads, 1, head_dim)
         k = self.k_proj(x).view(n, length, self.num_heads, head_dim).transpose(1, 2)
         v = self.v_proj(x).view(n, length, self.num_heads, head_dim).transpose(1, 2)
-        out = F.scaled_dot_product_attention(q, k, v).reshape(n, width)
-        return self.c_proj(out) if project else out
+        out = _attend_one(q, k, v).reshape(n, width)
+        return self.project(out) if project else out
+
+    def project(self, features: torch.Tensor) -> torch.Tensor:
+        """Pooled features ``[N, embed_dim]`` -> embeddings ``[N, output_dim]``."""
+        return _rows_linear(features, self.c_proj.weight, self.c_proj.bias)
 
 
 class ModifiedResNet(nn.Module):
@@ -299,6 +341,10 @@ class ModifiedResNet(nn.Module):
         x = self.avgpool(self.relu3(self.bn3(self.conv3(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.attnpool(x, project=project)
+
+    def project(self, features: torch.Tensor) -> torch.Tensor:
+        """Pooled features ``[N, width * 32]`` -> embeddings ``[N, output_dim]``."""
+        return self.attnpool.project(features)
 
 
 class CLIP(nn.Module):

@@ -94,6 +94,51 @@ def test_encode_text_only_runs_to_last_eot_and_matches_full_length() -> None:
     torch.testing.assert_close(short, mixed, rtol=1e-5, atol=1e-6)
 
 
+def test_gradients_equal_original() -> None:
+    """With autograd on (fine-tuning), the out-of-place paths run and backward matches the original."""
+    sd = random_state_dict(TINY_VIT)
+    ours, ref = build_model(sd), oracle_model(sd)
+    torch.manual_seed(2)
+    image = torch.randn(2, 3, TINY_VIT.image_resolution, TINY_VIT.image_resolution)
+    text = clip.tokenize(TEXTS)
+    grads = []
+    for model in (ours, ref):
+        model.zero_grad()
+        x = image.clone().requires_grad_(True)
+        logits, _ = model(x, text)
+        logits.sum().backward()
+        grads.append(
+            (x.grad, model.visual.conv1.weight.grad, model.transformer.resblocks[0].mlp.c_fc.weight.grad)
+        )
+    for a, b in zip(*grads, strict=True):
+        assert _rel(a, b) < 1e-4
+
+
+def _assert_batch_size_invariant(model: CLIP, images: torch.Tensor, precision: str) -> None:
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        full = model.encode_image(images)
+        for n in (1, 2, 3, 7):
+            assert torch.equal(model.encode_image(images[:n]), full[:n]), n
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_vit_features_do_not_depend_on_batch_size(precision: str) -> None:
+    """Bitwise: what makes 2-process DDP equal 1 process, whatever the last batch holds."""
+    model = build_model(random_state_dict(TINY_VIT))
+    torch.manual_seed(3)
+    _assert_batch_size_invariant(model, torch.randn(20, 3, 32, 32), precision)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_resnet_features_do_not_depend_on_batch_size(precision: str) -> None:
+    # Full-size RN50, channels-last as the evaluator runs it: in the tiny ResNet the 4-channel
+    # stem conv and 5-position pooling are small enough for BLAS/oneDNN to switch kernels.
+    torch.manual_seed(3)
+    model = CLIP(MODEL_CONFIGS["RN50"]).eval().to(memory_format=torch.channels_last)
+    _assert_batch_size_invariant(model, torch.randn(8, 3, 224, 224), precision)
+
+
 def test_penultimate_features_shapes() -> None:
     for config in (TINY_VIT, TINY_RN):
         model = build_model(random_state_dict(config))
