@@ -180,7 +180,10 @@ class ResidualAttentionBlock(nn.Module):
             padded = F.pad(x, (0, 0, 0, 0, 0, max(0, _MIN_ROWS - n)))  # see _MIN_ROWS
             return x + self.mlp(self.ln_2(padded))[:n]
         x = x + self.attn(self.ln_1(x), causal=causal)
-        return x + self.mlp(self.ln_2(x))
+        if torch.is_grad_enabled() and x.requires_grad:
+            return x + self.mlp(self.ln_2(x))
+        # No graph to keep: add in place into the sum made just above (same values, one buffer fewer).
+        return x.add_(self.mlp(self.ln_2(x)))
 
 
 class Transformer(nn.Module):
