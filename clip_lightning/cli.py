@@ -7,6 +7,7 @@ from typing import Any
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from .allocator import keep_freed_memory
 from .datamodule import CLIPDataModule
 from .errors import UserError
 from .evaluator import CLIPEvaluator
@@ -23,6 +24,7 @@ class CLIPLightningCLI(LightningCLI):
 
 def main(args: Any = None) -> None:
     """Entry point of ``clip-lightning`` and ``python -m clip_lightning``."""
+    keep_freed_memory()  # this process is ours: no page faults on every batch's activations
     try:
         CLIPLightningCLI(
             CLIPEvaluator,
