@@ -9,25 +9,32 @@
 (c) tokenizer throughput on 10,000 varied strings; (d) loading a ViT-B/32-shaped checkpoint;
 (e) the data path: the DataModule's loader alone (0, 1, 2, 4 workers) against the model alone
     and a whole Lightning `test` run, to show whether loading is the bottleneck;
-(f) ResNet-50 channels-last against contiguous, fp32 and bf16.
+(f) ResNet-50 channels-last against contiguous, fp32 and bf16;
+(g) as the `clip-lightning` command runs: freed memory kept in the heap (`keep_freed_memory`,
+    process-wide, so this section runs last), then (b) again for ours and the original, the
+    model alone and a whole Lightning run.
 Random weights (no network here). Prints ratios, writes benchmark.json and benchmark.png.
-`--parts` picks sections (default all: abcdef).
+`--parts` picks sections (default all: abcdefg).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import lightning as L
 import torch
 from PIL import Image
 
 import clip_lightning as cl
+from clip_lightning import CLIPDataModule, CLIPEvaluator
+from clip_lightning.allocator import keep_freed_memory
 from clip_lightning.model import CLIP, MODEL_CONFIGS, build_model
 from clip_lightning.prompts import dataset_prompts
 from clip_lightning.transform import image_transform
@@ -82,7 +89,7 @@ def bench_text(ours: CLIP, ref: torch.nn.Module, n_imagenet: int) -> list[dict]:
 
 
 def bench_images(
-    ours: CLIP, ref: torch.nn.Module, files: list[Path], batch: int, repeat: int = 2
+    ours: CLIP, ref: torch.nn.Module, files: list[Path], batch: int, repeat: int = 2, section: str = "b"
 ) -> list[dict]:
     rows = []
     ours_tf, ref_tf = image_transform(224), openai_transform(224)
@@ -107,11 +114,11 @@ def bench_images(
                      "original_img_s": len(files) / t_ref, "speedup": t_ref / t_ours,
                      "max_rel_diff": float((f_ours - f_ref).abs().max() / f_ref.abs().max())})  # type: ignore[operator]  # fmt: skip
         print(
-            f"(b) images {precision}: ours {len(files) / t_ours:.1f} img/s, original {len(files) / t_ref:.1f} img/s"
+            f"({section}) images {precision}: ours {len(files) / t_ours:.1f} img/s, original {len(files) / t_ref:.1f} img/s"
         )
     fp32_original = rows[0]["original_img_s"]
     rows[1]["speedup_vs_fp32_original"] = rows[1]["ours_img_s"] / fp32_original
-    print(f"(b) ours bf16 vs original fp32: x{rows[1]['speedup_vs_fp32_original']:.2f}")
+    print(f"({section}) ours bf16 vs original fp32: x{rows[1]['speedup_vs_fp32_original']:.2f}")
     return rows
 
 
@@ -150,34 +157,69 @@ def _img_per_s(fn: Callable[[], object], images: int, repeat: int = 3) -> float:
     return images / timed(fn, repeat)[0]
 
 
+def _datamodule(data: Path, batch: int, workers: int) -> CLIPDataModule:
+    dm = CLIPDataModule("imagefolder", root=str(data), batch_size=batch, num_workers=workers,
+                        transform=image_transform(224))  # fmt: skip
+    dm.setup("test")
+    return dm
+
+
+class _Throughput(L.Callback):
+    """Images/s from the second batch's start to the last batch's end (workers already up)."""
+
+    def on_test_batch_start(self, trainer, module, batch, batch_idx, dataloader_idx=0):  # type: ignore[no-untyped-def]
+        if batch_idx == 1:
+            self.start, self.seen = time.perf_counter(), 0
+
+    def on_test_batch_end(self, trainer, module, outputs, batch, batch_idx, dataloader_idx=0):  # type: ignore[no-untyped-def]
+        if batch_idx >= 1:
+            self.seen += len(batch[0])
+            self.rate = self.seen / (time.perf_counter() - self.start)
+
+
+def bench_model_alone(batch: int, section: str) -> dict:
+    """ViT-B/32 ``encode_image`` on random input tensors: img/s and page faults per batch."""
+    torch.manual_seed(0)
+    model = CLIP(MODEL_CONFIGS["ViT-B/32"]).eval().requires_grad_(False)
+    x = torch.randn(batch, 3, 224, 224)
+    result = {}
+    for precision in ("fp32", "bf16"):
+
+        def encode(bf16: bool = precision == "bf16") -> None:
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                model.encode_image(x)
+
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        rate = _img_per_s(encode, batch)  # 4 batches: a warm-up and best of 3
+        faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / 4
+        result[f"model_{precision}_img_s"] = rate
+        result[f"model_{precision}_page_faults_per_batch"] = faults
+        print(f"({section}) model alone (ViT-B/32, random input), {precision}: {rate:.1f} img/s, "
+              f"{faults:,.0f} page faults per batch of {batch}")  # fmt: skip
+    return result
+
+
+def bench_lightning(data: Path, batch: int, n_batches: int, out: Path, workers: int, section: str) -> float:
+    """A whole ``trainer.test`` (bf16-mixed, no zero-shot head): img/s after the first batch."""
+    meter = _Throughput()
+    trainer = L.Trainer(accelerator="cpu", devices=1, precision="bf16-mixed", logger=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[meter],
+                        limit_test_batches=n_batches,
+                        default_root_dir=str(out / f"lightning-{section}-{workers}"))  # fmt: skip
+    evaluator = CLIPEvaluator("ViT-B/32", pretrained=False, zero_shot=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.test(evaluator, _datamodule(data, batch, workers), verbose=False)
+    print(f"({section}) Lightning test bf16-mixed, {workers} workers: {meter.rate:.1f} img/s")
+    return float(meter.rate)
+
+
 def bench_data_path(data: Path, images: int, batch: int, out: Path) -> dict:
     """Loader alone vs model alone vs a whole Lightning test run (bf16-mixed), on real images."""
-    import lightning as L
-
-    from clip_lightning import CLIPDataModule, CLIPEvaluator
-
-    class Throughput(L.Callback):
-        """Images/s from the first batch's start to the last batch's end (workers already up)."""
-
-        def on_test_batch_start(self, trainer, module, batch, batch_idx, dataloader_idx=0):  # type: ignore[no-untyped-def]
-            if batch_idx == 1:
-                self.start, self.seen = time.perf_counter(), 0
-
-        def on_test_batch_end(self, trainer, module, outputs, batch, batch_idx, dataloader_idx=0):  # type: ignore[no-untyped-def]
-            if batch_idx >= 1:
-                self.seen += len(batch[0])
-                self.rate = self.seen / (time.perf_counter() - self.start)
-
-    def datamodule(workers: int) -> CLIPDataModule:
-        dm = CLIPDataModule("imagefolder", root=str(data), batch_size=batch, num_workers=workers,
-                            transform=image_transform(224))  # fmt: skip
-        dm.setup("test")
-        return dm
-
     result: dict = {"images": images, "batch": batch, "loader_img_s": {}, "lightning_bf16_img_s": {}}
     n_batches = max(2, images // batch)
     for workers in (0, 1, 2, 4):
-        loader = datamodule(workers).test_dataloader()
+        loader = _datamodule(data, batch, workers).test_dataloader()
         assert not isinstance(loader, list)
 
         def drain(loader: torch.utils.data.DataLoader = loader) -> None:
@@ -188,30 +230,9 @@ def bench_data_path(data: Path, images: int, batch: int, out: Path) -> dict:
         drain()  # starts the (persistent) workers
         result["loader_img_s"][workers] = n_batches * batch / timed(drain, 2)[0]
         print(f"(e) loader alone, {workers} workers: {result['loader_img_s'][workers]:.0f} img/s")
-    torch.manual_seed(0)
-    model = CLIP(MODEL_CONFIGS["ViT-B/32"]).eval().requires_grad_(False)
-    x = torch.randn(batch, 3, 224, 224)
-    for precision in ("fp32", "bf16"):
-
-        def encode(bf16: bool = precision == "bf16") -> None:
-            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                model.encode_image(x)
-
-        result[f"model_{precision}_img_s"] = _img_per_s(encode, batch)
-        print(
-            f"(e) model alone (ViT-B/32, random input), {precision}: {result[f'model_{precision}_img_s']:.1f} img/s"
-        )
+    result.update(bench_model_alone(batch, "e"))
     for workers in (0, 2):
-        meter = Throughput()
-        trainer = L.Trainer(accelerator="cpu", devices=1, precision="bf16-mixed", logger=False,
-                            enable_progress_bar=False, enable_model_summary=False, callbacks=[meter],
-                            limit_test_batches=n_batches, default_root_dir=str(out / f"lightning-{workers}"))  # fmt: skip
-        evaluator = CLIPEvaluator("ViT-B/32", pretrained=False, zero_shot=False)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            trainer.test(evaluator, datamodule(workers), verbose=False)
-        result["lightning_bf16_img_s"][workers] = meter.rate
-        print(f"(e) Lightning test bf16-mixed, {workers} workers: {meter.rate:.1f} img/s")
+        result["lightning_bf16_img_s"][workers] = bench_lightning(data, batch, n_batches, out, workers, "e")
     return result
 
 
@@ -252,6 +273,10 @@ def plot(result: dict, path: Path) -> None:
     bars += [(f"images {r['precision']}", r["speedup"]) for r in result.get("images", [])]
     if "images" in result:
         bars.append(("images bf16 vs original fp32", result["images"][1]["speedup_vs_fp32_original"]))
+    if "heap_kept" in result:
+        kept = result["heap_kept"]["images"]
+        bars += [(f"images {r['precision']}, heap kept (both)", r["speedup"]) for r in kept]
+        bars.append(("images bf16 vs original fp32, heap kept (both)", kept[1]["speedup_vs_fp32_original"]))
     if "tokenizer" in result:
         bars.append(("tokenizer", result["tokenizer"]["speedup"]))
     if "load" in result:
@@ -281,7 +306,7 @@ def main() -> None:
     parser.add_argument("--imagenet-classes", type=int, default=100)
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "cifar10-subset"))
     parser.add_argument("--out", default="runs/benchmark")
-    parser.add_argument("--parts", default="abcdef", help="sections to run, e.g. 'be'")
+    parser.add_argument("--parts", default="abcdefg", help="sections to run, e.g. 'be'")
     args = parser.parse_args()
     torch.manual_seed(0)
     sd = {
@@ -308,6 +333,16 @@ def main() -> None:
         result["data_path"] = bench_data_path(Path(args.data), args.images, args.batch, out)
     if "f" in args.parts:
         result["channels_last"] = bench_channels_last(args.batch // 2)
+    if "g" in args.parts:  # last: the allocator setting cannot be undone in this process
+        if not keep_freed_memory():
+            raise SystemExit("(g) needs glibc without MALLOC_*_THRESHOLD_ set")
+        print("(g) freed memory kept in the heap, as the clip-lightning command does:")
+        result["heap_kept"] = {
+            "images": bench_images(ours, ref, files, args.batch, section="g"),
+            **bench_model_alone(args.batch, "g"),
+            "lightning_bf16_img_s": {0: bench_lightning(Path(args.data), args.batch,
+                                                       max(2, args.images // args.batch), out, 0, "g")},
+        }  # fmt: skip
     (out / "benchmark.json").write_text(json.dumps(result, indent=2))
     plot(result, out / "benchmark.png")
     print(f"wrote {out / 'benchmark.json'} and {out / 'benchmark.png'}")
