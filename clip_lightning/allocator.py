@@ -5,8 +5,9 @@ every layer. By default glibc serves large buffers with fresh ``mmap``s and hand
 back to the kernel once more than a little is free, so each batch touches new pages: 80,000 to
 100,000 page faults per ViT-B/32 batch of 64 images in a fresh process, about 10% of a bf16
 forward pass on a 2-core CPU. Raising glibc's mmap and trim thresholds keeps that memory for
-reuse (``experiments/benchmark.py`` section g, ``experiments/allocator_ab.py``). The setting is process-wide, so only the ``clip-lightning`` command
-applies it by itself; library users may call :func:`keep_freed_memory`.
+reuse (``experiments/benchmark.py`` section g, ``experiments/allocator_ab.py``). The setting is
+process-wide, so only the ``clip-lightning`` command applies it by itself; library users may
+call :func:`keep_freed_memory`.
 """
 
 from __future__ import annotations

@@ -214,10 +214,14 @@ def bench_lightning(data: Path, batch: int, n_batches: int, out: Path, workers: 
     return float(meter.rate)
 
 
-def bench_data_path(data: Path, images: int, batch: int, out: Path) -> dict:
+def bench_data_path(data: Path, n_batches: int, batch: int, out: Path) -> dict:
     """Loader alone vs model alone vs a whole Lightning test run (bf16-mixed), on real images."""
-    result: dict = {"images": images, "batch": batch, "loader_img_s": {}, "lightning_bf16_img_s": {}}
-    n_batches = max(2, images // batch)
+    result: dict = {
+        "images": n_batches * batch,
+        "batch": batch,
+        "loader_img_s": {},
+        "lightning_bf16_img_s": {},
+    }
     for workers in (0, 1, 2, 4):
         loader = _datamodule(data, batch, workers).test_dataloader()
         assert not isinstance(loader, list)
@@ -321,6 +325,7 @@ def main() -> None:
     result: dict = {"device": "cpu", "threads": torch.get_num_threads(), "torch": torch.__version__}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    n_batches = max(2, args.images // args.batch)  # of the Lightning runs in (e) and (g)
     if "a" in args.parts:
         result["classifier"] = bench_text(ours, ref, args.imagenet_classes)
     if "b" in args.parts:
@@ -330,7 +335,7 @@ def main() -> None:
     if "d" in args.parts:
         result["load"] = bench_load(sd, out)
     if "e" in args.parts:
-        result["data_path"] = bench_data_path(Path(args.data), args.images, args.batch, out)
+        result["data_path"] = bench_data_path(Path(args.data), n_batches, args.batch, out)
     if "f" in args.parts:
         result["channels_last"] = bench_channels_last(args.batch // 2)
     if "g" in args.parts:  # last: the allocator setting cannot be undone in this process
@@ -340,8 +345,7 @@ def main() -> None:
         result["heap_kept"] = {
             "images": bench_images(ours, ref, files, args.batch, section="g"),
             **bench_model_alone(args.batch, "g"),
-            "lightning_bf16_img_s": {0: bench_lightning(Path(args.data), args.batch,
-                                                       max(2, args.images // args.batch), out, 0, "g")},
+            "lightning_bf16_img_s": {0: bench_lightning(Path(args.data), args.batch, n_batches, out, 0, "g")},
         }  # fmt: skip
     (out / "benchmark.json").write_text(json.dumps(result, indent=2))
     plot(result, out / "benchmark.png")

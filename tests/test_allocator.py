@@ -29,6 +29,9 @@ for _ in range(3):
 print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
+# Pages of the three measured batches' 64 MiB buffers: what faults again when nothing is reused.
+_PAGES = 3 * (64 << 20) // 4096
+
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")
 
 
@@ -41,10 +44,9 @@ def _run(mode: str, **env: str) -> tuple[str, int]:
 
 @linux_only
 def test_freed_memory_is_reused_without_page_faults() -> None:
-    pages = 3 * (64 << 20) // 4096  # at least the 64 MiB buffers of three batches
     _, default_faults = _run("default")
     applied, kept_faults = _run("keep")
-    assert default_faults > pages // 2  # glibc's default: a fresh mmap, every page faults again
+    assert default_faults > _PAGES // 2  # glibc's default: a fresh mmap, every page faults again
     assert applied == "True"
     assert kept_faults < default_faults / 4  # reused: at most a straggler buffer faults in
 
@@ -53,7 +55,7 @@ def test_freed_memory_is_reused_without_page_faults() -> None:
 def test_glibc_environment_variables_win() -> None:
     applied, faults = _run("keep", MALLOC_TRIM_THRESHOLD_="131072")
     assert applied == "False"
-    assert faults > 3 * (64 << 20) // 4096 // 2
+    assert faults > _PAGES // 2
 
 
 def test_threshold_must_be_positive() -> None:
