@@ -4,18 +4,21 @@ Parameter names equal those of OpenAI's checkpoints, so their state dicts load a
 Activations are batch-first ``[N, L, D]`` and attention runs through
 ``torch.nn.functional.scaled_dot_product_attention``, except where one query per sequence is
 wanted (the last block, attention pooling): plain matmuls there keep each sample's features
-independent of the batch size, bit for bit.
+independent of the batch size, bit for bit. Linear layers infer through packed oneDNN weights
+on x86 CPUs (:mod:`clip_lightning.linear`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .linear import Linear, PackedWeights
 
 __all__ = [
     "CLIP",
@@ -84,12 +87,12 @@ class LayerNorm(nn.LayerNorm):
 _MIN_ROWS = 16
 
 
-def _rows_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """``F.linear`` on ``[N, W]`` rows, padded with zero rows to at least ``_MIN_ROWS``."""
+def _on_rows(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """``fn`` (row-wise) on ``[N, W]`` rows, padded with zero rows to at least ``_MIN_ROWS``."""
     n = x.shape[0]
     if n >= _MIN_ROWS:
-        return F.linear(x, weight, bias)
-    return F.linear(F.pad(x, (0, 0, 0, _MIN_ROWS - n)), weight, bias)[:n]
+        return fn(x)
+    return fn(F.pad(x, (0, 0, 0, _MIN_ROWS - n)))[:n]
 
 
 def _attend_one(
@@ -126,7 +129,8 @@ class SelfAttention(nn.Module):
         self.heads = heads
         self.in_proj_weight = nn.Parameter(torch.empty(3 * width, width))
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * width))
-        self.out_proj = nn.Linear(width, width)
+        self.out_proj = Linear(width, width)
+        self.packed = PackedWeights()
 
     def forward(
         self, x: torch.Tensor, causal: bool = False, rows: torch.Tensor | None = None
@@ -135,30 +139,40 @@ class SelfAttention(nn.Module):
         n, length, width = x.shape
         heads, head_dim = self.heads, width // self.heads
         if rows is None:
-            qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+            qkv = self.packed.linear("qkv", x, self.in_proj_weight, self.in_proj_bias)
             q, k, v = qkv.view(n, length, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
             out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
             return self.out_proj(out.transpose(1, 2).reshape(n, length, width))
         picked = x[torch.arange(n, device=x.device), rows]
-        q = _rows_linear(picked, self.in_proj_weight[:width], self.in_proj_bias[:width])
-        kv = F.linear(x, self.in_proj_weight[width:], self.in_proj_bias[width:])
+        q_weight, q_bias = self.in_proj_weight[:width], self.in_proj_bias[:width]
+        q = _on_rows(lambda rows_x: self.packed.linear("q", rows_x, q_weight, q_bias), picked)
+        kv = self.packed.linear("kv", x, self.in_proj_weight[width:], self.in_proj_bias[width:])
         k, v = kv.view(n, length, 2, heads, head_dim).permute(2, 0, 3, 1, 4)
         visible = None
         if causal:  # the query at position p sees keys 0..p
             visible = torch.arange(length, device=x.device) <= rows[:, None]
         out = _attend_one(q.view(n, heads, 1, head_dim), k, v, visible)
-        return _rows_linear(out.reshape(n, width), self.out_proj.weight, self.out_proj.bias).unsqueeze(1)
+        return _on_rows(self.out_proj, out.reshape(n, width)).unsqueeze(1)
 
 
 class MLP(nn.Module):
     def __init__(self, width: int) -> None:
         super().__init__()
-        self.c_fc = nn.Linear(width, width * 4)
+        self.c_fc = Linear(width, width * 4)
         self.gelu = QuickGELU()
-        self.c_proj = nn.Linear(width * 4, width)
+        self.c_proj = Linear(width * 4, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.c_proj(self.gelu(self.c_fc(x)))
+        c_fc, c_proj = self.c_fc, self.c_proj
+        fusable = c_fc.packed.usable(x, c_fc.weight, c_fc.bias) is not None
+        if fusable and c_proj.packed.usable(x, c_proj.weight, c_proj.bias) is not None:
+            # QuickGELU(h) = swish(1.702 h) / 1.702, and oneDNN applies swish inside the matmul:
+            # 1.702 folds into c_fc's packed weight and bias, 1 / 1.702 into c_proj's weight.
+            h = c_fc.packed.linear(
+                "swish", x, c_fc.weight, c_fc.bias, weight_scale=1.702, bias_scale=1.702, activation="swish"
+            )
+            return c_proj.packed.linear("after_swish", h, c_proj.weight, c_proj.bias, weight_scale=1 / 1.702)
+        return c_proj(self.gelu(c_fc(x)))
 
 
 class ResidualAttentionBlock(nn.Module):
@@ -226,6 +240,7 @@ class VisionTransformer(nn.Module):
         self.transformer = Transformer(width, layers, heads)
         self.ln_post = LayerNorm(width)
         self.proj = nn.Parameter(scale * torch.randn(width, output_dim))
+        self.packed = PackedWeights()
 
     def forward(self, x: torch.Tensor, project: bool = True) -> torch.Tensor:
         x = self.conv1(x).flatten(2).transpose(1, 2)  # [N, grid*grid, width]
@@ -237,7 +252,7 @@ class VisionTransformer(nn.Module):
 
     def project(self, features: torch.Tensor) -> torch.Tensor:
         """Class-token features ``[N, width]`` -> embeddings ``[N, output_dim]``."""
-        return _rows_linear(features, self.proj.t(), None)
+        return _on_rows(lambda rows_x: self.packed.linear("proj", rows_x, self.proj.t(), None), features)
 
 
 class Bottleneck(nn.Module):
@@ -277,10 +292,10 @@ class AttentionPool2d(nn.Module):
     def __init__(self, spacial_dim: int, embed_dim: int, num_heads: int, output_dim: int) -> None:
         super().__init__()
         self.positional_embedding = nn.Parameter(torch.randn(spacial_dim**2 + 1, embed_dim) / embed_dim**0.5)
-        self.k_proj = nn.Linear(embed_dim, embed_dim)
-        self.q_proj = nn.Linear(embed_dim, embed_dim)
-        self.v_proj = nn.Linear(embed_dim, embed_dim)
-        self.c_proj = nn.Linear(embed_dim, output_dim)
+        self.k_proj = Linear(embed_dim, embed_dim)
+        self.q_proj = Linear(embed_dim, embed_dim)
+        self.v_proj = Linear(embed_dim, embed_dim)
+        self.c_proj = Linear(embed_dim, output_dim)
         self.num_heads = num_heads
 
     def forward(self, x: torch.Tensor, project: bool = True) -> torch.Tensor:
@@ -288,7 +303,7 @@ class AttentionPool2d(nn.Module):
         x = torch.cat([x.mean(dim=1, keepdim=True), x], dim=1) + self.positional_embedding.to(x.dtype)
         n, length, width = x.shape
         head_dim = width // self.num_heads
-        q = _rows_linear(x[:, 0], self.q_proj.weight, self.q_proj.bias).view(n, self.num_heads, 1, head_dim)
+        q = _on_rows(self.q_proj, x[:, 0]).view(n, self.num_heads, 1, head_dim)
         k = self.k_proj(x).view(n, length, self.num_heads, head_dim).transpose(1, 2)
         v = self.v_proj(x).view(n, length, self.num_heads, head_dim).transpose(1, 2)
         out = _attend_one(q, k, v).reshape(n, width)
@@ -296,7 +311,7 @@ class AttentionPool2d(nn.Module):
 
     def project(self, features: torch.Tensor) -> torch.Tensor:
         """Pooled features ``[N, embed_dim]`` -> embeddings ``[N, output_dim]``."""
-        return _rows_linear(features, self.c_proj.weight, self.c_proj.bias)
+        return _on_rows(self.c_proj, features)
 
 
 class ModifiedResNet(nn.Module):
