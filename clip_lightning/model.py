@@ -4,8 +4,8 @@ Parameter names equal those of OpenAI's checkpoints, so their state dicts load a
 Activations are batch-first ``[N, L, D]`` and attention runs through
 ``torch.nn.functional.scaled_dot_product_attention``, except where one query per sequence is
 wanted (the last block, attention pooling): plain matmuls there keep each sample's features
-independent of the batch size, bit for bit. Linear layers infer through packed oneDNN weights
-on x86 CPUs (:mod:`clip_lightning.linear`).
+independent of the batch size, bit for bit. Linear layers, and the ViT's patch embedding as a
+matrix product, infer through packed oneDNN weights on x86 CPUs (:mod:`clip_lightning.linear`).
 """
 
 from __future__ import annotations
@@ -242,8 +242,25 @@ class VisionTransformer(nn.Module):
         self.proj = nn.Parameter(scale * torch.randn(width, output_dim))
         self.packed = PackedWeights()
 
+    def embed_patches(self, x: torch.Tensor) -> torch.Tensor:
+        """Images ``[N, 3, H, W]`` -> patch embeddings ``[N, grid*grid, width]`` (``conv1``)."""
+        weight = self.conv1.weight
+        n, channels, height, width = x.shape
+        p = weight.shape[-1]
+        # A convolution whose stride equals its kernel is a matrix product over disjoint patches,
+        # which the packed oneDNN product runs about 2x faster than the convolution kernel here.
+        matrix = weight.view(weight.shape[0], -1) if weight.is_contiguous() else None
+        dtype = None if matrix is None else self.packed.usable(x, matrix, None)
+        if matrix is None or dtype is None or height % p or width % p:
+            return self.conv1(x).flatten(2).transpose(1, 2)
+        rows, cols = height // p, width // p
+        patches = x.view(n, channels, rows, p, cols, p).permute(0, 2, 4, 1, 3, 5)
+        flat = x.new_empty(patches.shape, dtype=dtype).copy_(patches)  # one pass: layout and cast
+        flat = flat.view(n * rows * cols, channels * p * p)
+        return self.packed.linear("conv1", flat, matrix, None).view(n, rows * cols, -1)
+
     def forward(self, x: torch.Tensor, project: bool = True) -> torch.Tensor:
-        x = self.conv1(x).flatten(2).transpose(1, 2)  # [N, grid*grid, width]
+        x = self.embed_patches(x)  # [N, grid*grid, width]
         cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
         x = torch.cat([cls, x], dim=1) + self.positional_embedding.to(x.dtype)
         first = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)  # the class token

@@ -36,7 +36,7 @@ def image_transform(n_px: int) -> Compose:
             CenterCrop(n_px),
             _ToRGB(),
             ToTensor(),
-            Normalize(OPENAI_MEAN, OPENAI_STD),
+            Normalize(OPENAI_MEAN, OPENAI_STD, inplace=True),  # on ToTensor's fresh tensor: no copy
         ]
     )
 

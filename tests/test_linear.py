@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from clip_lightning import linear as linear_module
 from clip_lightning.linear import Linear, PackedWeights, clear_packed, packed_linears
-from clip_lightning.model import MLP, build_model
+from clip_lightning.model import MLP, VisionTransformer, build_model
 
 from .helpers import TINY_RN, TINY_VIT, random_state_dict
 
@@ -119,6 +119,36 @@ def test_scales_and_swish_fold_quickgelu() -> None:
     torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-5)
     with pytest.raises(RuntimeError, match="packed path"), packed_linears(False), torch.no_grad():
         PackedWeights().linear("w", x, mlp.c_fc.weight, None, activation="swish")
+
+
+@needs_packed
+def test_patch_embedding_equals_the_convolution() -> None:
+    visual = build_model(random_state_dict(TINY_VIT)).visual
+    assert isinstance(visual, VisionTransformer)
+    res, patch = TINY_VIT.image_resolution, TINY_VIT.vision_patch_size
+    assert patch is not None and patch > 1
+    torch.manual_seed(3)
+    image = torch.randn(3, 3, res, res)
+
+    def conv(x: torch.Tensor) -> torch.Tensor:
+        return visual.conv1(x).flatten(2).transpose(1, 2)
+
+    with torch.no_grad():
+        torch.testing.assert_close(visual.embed_patches(image), conv(image), rtol=1e-5, atol=1e-5)
+        assert _cached(visual) == 1  # the conv weight, packed as a [width, 3 * patch * patch] matrix
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            packed_bf16, conv_bf16 = visual.embed_patches(image), conv(image)
+        assert packed_bf16.dtype == conv_bf16.dtype == torch.bfloat16
+        torch.testing.assert_close(packed_bf16.float(), conv_bf16.float(), rtol=0.02, atol=0.02)
+        # Sizes that are no multiple of the patch take the convolution (which drops the remainder).
+        ragged = torch.randn(2, 3, res + patch // 2, res)
+        assert torch.equal(visual.embed_patches(ragged), conv(ragged))
+        visual.conv1.to(memory_format=torch.channels_last)  # a weight no [width, 3 * p * p] view fits
+        assert torch.equal(visual.embed_patches(image), conv(image))
+    with torch.enable_grad():  # the gradient path is the convolution's
+        x = image.clone().requires_grad_(True)
+        visual.embed_patches(x).sum().backward()
+        assert x.grad is not None and torch.equal(visual.embed_patches(image), conv(image))
 
 
 @needs_packed
