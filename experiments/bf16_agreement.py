@@ -1,0 +1,99 @@
+"""How far bf16 autocast moves accuracy, for ours and for OpenAI's original, on the same weights.
+
+    python experiments/bf16_agreement.py [--data ../shared/data/cifar10-subset] [--C 0.316]
+
+Random ViT-B/32 weights (seed 0, as `clip-lightning --model.pretrained false`), a real CIFAR
+image folder. For each model (ours, the original) and precision (fp32, bf16 autocast):
+zero-shot top-1 with its own text tower and the CIFAR prompts, and a logistic-regression probe
+(fixed C) on projected train features, scored on test. Prints accuracies, the bf16 - fp32
+deltas and how many test predictions bf16 changes: the noise floor of a "within 0.5 points"
+check on random weights. Writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision.datasets import ImageFolder
+
+from clip_lightning.model import CLIP, MODEL_CONFIGS
+from clip_lightning.probe import fit_logistic
+from clip_lightning.prompts import dataset_prompts
+from clip_lightning.transform import image_transform
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import clip as openai_clip
+    from clip.model import build_model as openai_build_model
+
+
+def images(folder: Path) -> tuple[torch.Tensor, np.ndarray]:
+    dataset = ImageFolder(str(folder), transform=image_transform(224))
+    x = torch.stack([dataset[i][0] for i in range(len(dataset))])
+    return x, np.array(dataset.targets)
+
+
+def encode(model: torch.nn.Module, x: torch.Tensor, bf16: bool, batch: int = 64) -> torch.Tensor:
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        return torch.cat([model.encode_image(x[i : i + batch]).float() for i in range(0, len(x), batch)])
+
+
+def classifier(model: torch.nn.Module, names: list[str], templates: list[str], bf16: bool) -> torch.Tensor:
+    """Mean of normalized prompt embeddings per class (the same recipe for both models)."""
+    columns = []
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        for name in names:
+            emb = model.encode_text(openai_clip.tokenize([t.format(name) for t in templates])).float()
+            emb = emb / emb.norm(dim=-1, keepdim=True)
+            columns.append(emb.mean(dim=0) / emb.mean(dim=0).norm())
+    return torch.stack(columns, dim=1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data", type=Path, default=Path(__file__).resolve().parents[1] / "../shared/data/cifar10-subset"
+    )
+    parser.add_argument("--C", type=float, default=0.316)
+    args = parser.parse_args()
+    if not (args.data / "train").is_dir() or not (args.data / "test").is_dir():
+        raise SystemExit(
+            f"--data {args.data}: needs train/ and test/ image folders (see ../shared/data/README.md)"
+        )
+    prompts = "cifar100" if "cifar100" in args.data.name else "cifar10"
+    names, templates = dataset_prompts(prompts)
+    torch.manual_seed(0)
+    ours = CLIP(MODEL_CONFIGS["ViT-B/32"]).eval().requires_grad_(False)
+    state = {k: v.clone() for k, v in ours.state_dict().items()}
+    original = openai_build_model({**state, "input_resolution": torch.tensor(224), "context_length": torch.tensor(77),
+                                   "vocab_size": torch.tensor(49408)}).float().eval()  # fmt: skip
+    x_train, y_train = images(args.data / "train")
+    x_test, y_test = images(args.data / "test")
+    print(f"{args.data.name}: {len(y_train)} train, {len(y_test)} test images; probe C={args.C}")
+    preds: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+    for label, model in (("ours", ours), ("original", original)):
+        for precision in ("fp32", "bf16"):
+            bf16 = precision == "bf16"
+            test = encode(model, x_test, bf16)
+            weights = classifier(model, names, templates, bf16)
+            zero_shot = ((test / test.norm(dim=-1, keepdim=True)) @ weights).argmax(dim=1).numpy()
+            probe = fit_logistic(encode(model, x_train, bf16).numpy(), y_train, args.C).predict(test.numpy())
+            preds[label, precision] = zero_shot, probe
+            print(f"{label:8s} {precision}: zero-shot {100 * (zero_shot == y_test).mean():.2f}%, "
+                  f"probe {100 * (probe == y_test).mean():.2f}%")  # fmt: skip
+    for label in ("ours", "original"):
+        for i, what in enumerate(("zero-shot", "probe")):
+            fp32, bf16 = preds[label, "fp32"][i], preds[label, "bf16"][i]
+            delta = 100 * ((bf16 == y_test).mean() - (fp32 == y_test).mean())
+            print(f"{label:8s} {what:9s}: bf16 - fp32 {delta:+.2f} points, "
+                  f"{int((bf16 != fp32).sum())} of {len(y_test)} test predictions changed")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
