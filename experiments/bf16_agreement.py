@@ -1,13 +1,16 @@
 """How far bf16 autocast moves accuracy, for ours and for OpenAI's original, on the same weights.
 
     python experiments/bf16_agreement.py [--data ../shared/data/cifar10-subset] [--C 0.316]
+        [--seeds 0 1 2 3 4] [--models ours original]
 
-Random ViT-B/32 weights (seed 0, as `clip-lightning --model.pretrained false`), a real CIFAR
-image folder. For each model (ours, the original) and precision (fp32, bf16 autocast):
+Random ViT-B/32 weights (seed 0 is `clip-lightning --model.pretrained false`'s), a real CIFAR
+image folder. For each seed, model (ours, the original) and precision (fp32, bf16 autocast):
 zero-shot top-1 with its own text tower and the CIFAR prompts, and a logistic-regression probe
 (fixed C) on projected train features, scored on test. Prints accuracies, the bf16 - fp32
 deltas and how many test predictions bf16 changes: the noise floor of a "within 0.5 points"
-check on random weights. Writes nothing.
+check on random weights. With several seeds it also prints each delta's mean, standard
+deviation and largest magnitude over the seeds: a systematic bf16 shift shows in the mean,
+the random flips of one set of weights in the spread. Writes nothing.
 """
 
 from __future__ import annotations
@@ -53,6 +56,46 @@ def classifier(model: torch.nn.Module, names: list[str], templates: list[str], b
     return torch.stack(columns, dim=1)
 
 
+def run_seed(
+    seed: int,
+    models: list[str],
+    data: tuple[torch.Tensor, np.ndarray, torch.Tensor, np.ndarray],
+    prompts: tuple[list[str], list[str]],
+    C: float,
+) -> dict[tuple[str, str], tuple[float, int]]:
+    """``(model, task) -> (bf16 - fp32 accuracy in points, predictions changed)`` for one seed."""
+    x_train, y_train, x_test, y_test = data
+    torch.manual_seed(seed)
+    ours = CLIP(MODEL_CONFIGS["ViT-B/32"]).eval().requires_grad_(False)
+    built: dict[str, torch.nn.Module] = {"ours": ours}
+    if "original" in models:
+        state = {k: v.clone() for k, v in ours.state_dict().items()}
+        built["original"] = openai_build_model({**state, "input_resolution": torch.tensor(224),
+            "context_length": torch.tensor(77), "vocab_size": torch.tensor(49408)}).float().eval()  # fmt: skip
+    preds: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+    for label in models:
+        model = built[label]
+        for precision in ("fp32", "bf16"):
+            bf16 = precision == "bf16"
+            test = encode(model, x_test, bf16)
+            weights = classifier(model, *prompts, bf16)
+            zero_shot = ((test / test.norm(dim=-1, keepdim=True)) @ weights).argmax(dim=1).numpy()
+            probe = fit_logistic(encode(model, x_train, bf16).numpy(), y_train, C).predict(test.numpy())
+            preds[label, precision] = zero_shot, probe
+            print(f"seed {seed} {label:8s} {precision}: zero-shot {100 * (zero_shot == y_test).mean():.2f}%, "
+                  f"probe {100 * (probe == y_test).mean():.2f}%", flush=True)  # fmt: skip
+    result = {}
+    for label in models:
+        for i, task in enumerate(("zero-shot", "probe")):
+            fp32, bf16 = preds[label, "fp32"][i], preds[label, "bf16"][i]
+            delta = 100 * float((bf16 == y_test).mean() - (fp32 == y_test).mean())
+            changed = int((bf16 != fp32).sum())
+            result[label, task] = delta, changed
+            print(f"seed {seed} {label:8s} {task:9s}: bf16 - fp32 {delta:+.2f} points, "
+                  f"{changed} of {len(y_test)} test predictions changed", flush=True)  # fmt: skip
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -61,38 +104,32 @@ def main() -> None:
         "--data", type=Path, default=Path(__file__).resolve().parents[1] / "../shared/data/cifar10-subset"
     )
     parser.add_argument("--C", type=float, default=0.316)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="random weight seeds")
+    parser.add_argument("--models", nargs="+", choices=["ours", "original"], default=["ours", "original"])
     args = parser.parse_args()
     if not (args.data / "train").is_dir() or not (args.data / "test").is_dir():
         raise SystemExit(
             f"--data {args.data}: needs train/ and test/ image folders (see ../shared/data/README.md)"
         )
-    prompts = "cifar100" if "cifar100" in args.data.name else "cifar10"
-    names, templates = dataset_prompts(prompts)
-    torch.manual_seed(0)
-    ours = CLIP(MODEL_CONFIGS["ViT-B/32"]).eval().requires_grad_(False)
-    state = {k: v.clone() for k, v in ours.state_dict().items()}
-    original = openai_build_model({**state, "input_resolution": torch.tensor(224), "context_length": torch.tensor(77),
-                                   "vocab_size": torch.tensor(49408)}).float().eval()  # fmt: skip
+    if len(set(args.seeds)) != len(args.seeds):
+        raise SystemExit(f"--seeds {args.seeds}: a seed is repeated; give each once")
+    models = list(dict.fromkeys(args.models))
+    prompts = dataset_prompts("cifar100" if "cifar100" in args.data.name else "cifar10")
     x_train, y_train = images(args.data / "train")
     x_test, y_test = images(args.data / "test")
     print(f"{args.data.name}: {len(y_train)} train, {len(y_test)} test images; probe C={args.C}")
-    preds: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
-    for label, model in (("ours", ours), ("original", original)):
-        for precision in ("fp32", "bf16"):
-            bf16 = precision == "bf16"
-            test = encode(model, x_test, bf16)
-            weights = classifier(model, names, templates, bf16)
-            zero_shot = ((test / test.norm(dim=-1, keepdim=True)) @ weights).argmax(dim=1).numpy()
-            probe = fit_logistic(encode(model, x_train, bf16).numpy(), y_train, args.C).predict(test.numpy())
-            preds[label, precision] = zero_shot, probe
-            print(f"{label:8s} {precision}: zero-shot {100 * (zero_shot == y_test).mean():.2f}%, "
-                  f"probe {100 * (probe == y_test).mean():.2f}%")  # fmt: skip
-    for label in ("ours", "original"):
-        for i, what in enumerate(("zero-shot", "probe")):
-            fp32, bf16 = preds[label, "fp32"][i], preds[label, "bf16"][i]
-            delta = 100 * ((bf16 == y_test).mean() - (fp32 == y_test).mean())
-            print(f"{label:8s} {what:9s}: bf16 - fp32 {delta:+.2f} points, "
-                  f"{int((bf16 != fp32).sum())} of {len(y_test)} test predictions changed")  # fmt: skip
+    results = [
+        run_seed(seed, models, (x_train, y_train, x_test, y_test), prompts, args.C) for seed in args.seeds
+    ]
+    if len(results) < 2:
+        return
+    print(f"over seeds {args.seeds}:")
+    for key in results[0]:
+        deltas = np.array([r[key][0] for r in results])
+        changed = np.array([r[key][1] for r in results])
+        print(f"{key[0]:8s} {key[1]:9s}: bf16 - fp32 mean {deltas.mean():+.2f}, sd {deltas.std(ddof=1):.2f}, "
+              f"largest |delta| {np.abs(deltas).max():.2f} points; predictions changed {changed.mean():.1f} "
+              f"on average")  # fmt: skip
 
 
 if __name__ == "__main__":
