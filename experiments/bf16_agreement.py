@@ -27,10 +27,10 @@ from clip_lightning.model import CLIP, MODEL_CONFIGS
 from clip_lightning.probe import fit_logistic
 from clip_lightning.prompts import dataset_prompts
 from clip_lightning.transform import image_transform
+from clip_lightning.zeroshot import build_zero_shot_classifier
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    import clip as openai_clip
     from clip.model import build_model as openai_build_model
 
 
@@ -43,17 +43,6 @@ def images(folder: Path) -> tuple[torch.Tensor, np.ndarray]:
 def encode(model: torch.nn.Module, x: torch.Tensor, bf16: bool, batch: int = 64) -> torch.Tensor:
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         return torch.cat([model.encode_image(x[i : i + batch]).float() for i in range(0, len(x), batch)])
-
-
-def classifier(model: torch.nn.Module, names: list[str], templates: list[str], bf16: bool) -> torch.Tensor:
-    """Mean of normalized prompt embeddings per class (the same recipe for both models)."""
-    columns = []
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        for name in names:
-            emb = model.encode_text(openai_clip.tokenize([t.format(name) for t in templates])).float()
-            emb = emb / emb.norm(dim=-1, keepdim=True)
-            columns.append(emb.mean(dim=0) / emb.mean(dim=0).norm())
-    return torch.stack(columns, dim=1)
 
 
 def run_seed(
@@ -78,7 +67,8 @@ def run_seed(
         for precision in ("fp32", "bf16"):
             bf16 = precision == "bf16"
             test = encode(model, x_test, bf16)
-            weights = classifier(model, *prompts, bf16)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # same recipe for both models
+                weights = build_zero_shot_classifier(model, *prompts)
             zero_shot = ((test / test.norm(dim=-1, keepdim=True)) @ weights).argmax(dim=1).numpy()
             probe = fit_logistic(encode(model, x_train, bf16).numpy(), y_train, C).predict(test.numpy())
             preds[label, precision] = zero_shot, probe
