@@ -4,7 +4,9 @@
         [--seeds 0 1 2 3 4] [--models ours original]
 
 Random ViT-B/32 weights (seed 0 is `clip-lightning --model.pretrained false`'s), a real CIFAR
-image folder. For each seed, model (ours, the original) and precision (fp32, bf16 autocast):
+image folder, or `--data ../shared/data/mnist-test`: the whole MNIST test set (its original
+gzip files), split at random (seed 0) into 5,000 probe-train and 5,000 test images: five
+times the CIFAR-10 subset's 1,017 test images, so less sampling noise in each delta. For each seed, model (ours, the original) and precision (fp32, bf16 autocast):
 zero-shot top-1 with its own text tower and the CIFAR prompts, and a logistic-regression probe
 (fixed C) on projected train features, scored on test. Prints accuracies, the bf16 - fp32
 deltas and how many test predictions bf16 changes: the noise floor of a "within 0.5 points"
@@ -16,11 +18,13 @@ the random flips of one set of weights in the spread. Writes nothing.
 from __future__ import annotations
 
 import argparse
+import gzip
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torchvision.datasets import ImageFolder
 
 from clip_lightning.model import CLIP, MODEL_CONFIGS
@@ -38,6 +42,23 @@ def images(folder: Path) -> tuple[torch.Tensor, np.ndarray]:
     dataset = ImageFolder(str(folder), transform=image_transform(224))
     x = torch.stack([dataset[i][0] for i in range(len(dataset))])
     return x, np.array(dataset.targets)
+
+
+def mnist_images(folder: Path) -> tuple[torch.Tensor, np.ndarray, torch.Tensor, np.ndarray]:
+    """MNIST's 10,000 test digits from the original idx files, split 5,000 / 5,000 at random."""
+    with gzip.open(folder / "t10k-images-idx3-ubyte.gz") as f:
+        pixels = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)
+    with gzip.open(folder / "t10k-labels-idx1-ubyte.gz") as f:
+        labels = np.frombuffer(f.read(), np.uint8, offset=8).astype(np.int64)
+    # The first 5,000 digits are cleaner than the last 5,000 (LeCun's notes): mix before splitting.
+    order = np.random.default_rng(0).permutation(len(labels))
+    train, test = order[: len(order) // 2], order[len(order) // 2 :]
+    transform = image_transform(224)  # mode "L": the transform's RGB step is exercised too
+
+    def stack(index: np.ndarray) -> torch.Tensor:
+        return torch.stack([transform(Image.fromarray(pixels[i])) for i in index])
+
+    return stack(train), labels[train], stack(test), labels[test]
 
 
 def encode(model: torch.nn.Module, x: torch.Tensor, bf16: bool, batch: int = 64) -> torch.Tensor:
@@ -97,16 +118,22 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="random weight seeds")
     parser.add_argument("--models", nargs="+", choices=["ours", "original"], default=["ours", "original"])
     args = parser.parse_args()
-    if not (args.data / "train").is_dir() or not (args.data / "test").is_dir():
+    mnist = (args.data / "t10k-images-idx3-ubyte.gz").is_file()
+    if not mnist and not ((args.data / "train").is_dir() and (args.data / "test").is_dir()):
         raise SystemExit(
-            f"--data {args.data}: needs train/ and test/ image folders (see ../shared/data/README.md)"
+            f"--data {args.data}: needs train/ and test/ image folders, or MNIST's "
+            "t10k-*-ubyte.gz files (see ../shared/data/README.md)"
         )
     if len(set(args.seeds)) != len(args.seeds):
         raise SystemExit(f"--seeds {args.seeds}: a seed is repeated; give each once")
     models = list(dict.fromkeys(args.models))
-    prompts = dataset_prompts("cifar100" if "cifar100" in args.data.name else "cifar10")
-    x_train, y_train = images(args.data / "train")
-    x_test, y_test = images(args.data / "test")
+    if mnist:
+        prompts = dataset_prompts("mnist")
+        x_train, y_train, x_test, y_test = mnist_images(args.data)
+    else:
+        prompts = dataset_prompts("cifar100" if "cifar100" in args.data.name else "cifar10")
+        x_train, y_train = images(args.data / "train")
+        x_test, y_test = images(args.data / "test")
     print(f"{args.data.name}: {len(y_train)} train, {len(y_test)} test images; probe C={args.C}")
     results = [
         run_seed(seed, models, (x_train, y_train, x_test, y_test), prompts, args.C) for seed in args.seeds
