@@ -6,11 +6,12 @@
 Random ViT-B/32 weights (seed 0 is `clip-lightning --model.pretrained false`'s), a real CIFAR
 image folder, or `--data ../shared/data/mnist-test`: the whole MNIST test set (its original
 gzip files), split at random (seed 0) into 5,000 probe-train and 5,000 test images: five
-times the CIFAR-10 subset's 1,017 test images, so less sampling noise in each delta. For each seed, model (ours, the original) and precision (fp32, bf16 autocast):
-zero-shot top-1 with its own text tower and the CIFAR prompts, and a logistic-regression probe
-(fixed C) on projected train features, scored on test. Prints accuracies, the bf16 - fp32
-deltas and how many test predictions bf16 changes: the noise floor of a "within 0.5 points"
-check on random weights. With several seeds it also prints each delta's mean, standard
+times the CIFAR-10 subset's 1,017 test images, so less sampling noise in each delta. For each
+seed, model (ours, the original) and precision (fp32, bf16 autocast): zero-shot top-1 with its
+own text tower and the dataset's CLIP prompts, and a logistic-regression probe (fixed C) on
+projected train features, scored on test. Prints accuracies, the bf16 - fp32 deltas and how
+many test predictions bf16 changes: the noise floor of a "within 0.5 points" check on random
+weights. With several seeds it also prints each delta's mean, standard
 deviation and largest magnitude over the seeds: a systematic bf16 shift shows in the mean,
 the random flips of one set of weights in the spread. Writes nothing.
 """
