@@ -21,6 +21,17 @@ class CLIPLightningCLI(LightningCLI):
         # The data transform is the model's own preprocess, so their resolutions always agree.
         parser.link_arguments("model.preprocess", "data.transform", apply_on="instantiate")
 
+    def _prepare_subcommand_parser(
+        self, klass: type, subcommand: str, **kwargs: Any
+    ) -> LightningArgumentParser:
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        if subcommand == "test":
+            # The evaluator prints its own summary. Lightning's table would repeat every metric once
+            # per dataloader (the probe's train and val features are test loaders too), as if it had
+            # been measured on each; `--verbose true` brings it back.
+            parser.set_defaults(verbose=False)
+        return parser
+
 
 def main(args: Any = None) -> None:
     """Entry point of ``clip-lightning`` and ``python -m clip_lightning``."""

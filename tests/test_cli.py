@@ -81,6 +81,7 @@ def test_cli_end_to_end_writes_results_tensorboard_and_figures(workdir: Path) ->
     assert list(run.glob("events.out.tfevents.*"))
     assert (run / "test_confusion_matrix.png").is_file() and (run / "test_per_class_accuracy.png").is_file()
     assert "acc1" in proc.stdout
+    assert "Test metric" not in proc.stdout  # Lightning's per-dataloader table is off by default
 
 
 def test_print_config(workdir: Path) -> None:
@@ -88,6 +89,11 @@ def test_print_config(workdir: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     printed = yaml.safe_load(proc.stdout)
     assert printed["data"]["dataset"] == "digits" and printed["model"]["name"].endswith("tiny.pt")
+    assert printed["verbose"] is False
+    proc = run_cli(
+        "test", "--config", str(write_config(workdir)), "--verbose", "true", "--print_config", cwd=workdir
+    )
+    assert yaml.safe_load(proc.stdout)["verbose"] is True
 
 
 @pytest.mark.parametrize(
