@@ -15,7 +15,7 @@ from sklearn.metrics import log_loss
 from .errors import ConfigError
 from .metrics import classification_metrics
 
-__all__ = ["ProbeResult", "fit_logistic", "linear_probe", "search_c", "validation_score"]
+__all__ = ["ProbeResult", "check_classes", "fit_logistic", "linear_probe", "search_c", "validation_score"]
 
 # C is searched over 10^-6 .. 10^6 (log10 exponents), the paper's range.
 LOG10_C_RANGE = (-6.0, 6.0)
@@ -93,6 +93,30 @@ def exhaustive_c(
     return 10.0 ** _best(scores), scores
 
 
+def check_classes(train: np.ndarray, num_classes: int, **others: np.ndarray | None) -> None:
+    """Refuse, before any fit, training labels that cannot make a probe for ``others``' labels.
+
+    A class in the val or test labels but not in ``train`` could never be predicted; fewer
+    than two classes cannot be fitted, fewer than five leave top-5 accuracy undefined.
+    """
+    hint = "use whole splits (is --trainer.limit_test_batches cutting them? splits are often in class order)"
+    seen = set(np.unique(train).tolist())
+    for name, labels in others.items():
+        missing = sorted(set(np.unique(labels).tolist()) - seen) if labels is not None else []
+        if missing:
+            shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
+            raise ConfigError(
+                f"the probe's {name} features hold {len(missing)} "
+                f"{'class' if len(missing) == 1 else 'classes'} that its train features lack "
+                f"(index {shown}), which it could never predict; {hint}"
+            )
+    if len(seen) < 2 or (num_classes >= 5 and len(seen) < 5):
+        raise ConfigError(
+            f"the probe's training data holds only {len(seen)} of {num_classes} classes, too few to fit "
+            f"a probe{' and score top-5 accuracy' if num_classes >= 5 else ''}; {hint}"
+        )
+
+
 @dataclass
 class ProbeResult:
     C: float
@@ -120,6 +144,7 @@ def linear_probe(
 
     Metrics: ``lp_acc1``, ``lp_acc5`` (with at least 5 classes), ``lp_mean_per_class_recall``.
     """
+    check_classes(train[1], num_classes, val=None if val is None else val[1], test=test[1])
     search: dict[float, Score] = {}
     if C is None:
         if val is None or len(val[1]) == 0:
@@ -135,10 +160,5 @@ def linear_probe(
         x_fit, y_fit = np.concatenate([train[0], val[0]]), np.concatenate([train[1], val[1]])
     model = fit_logistic(x_fit, y_fit, C, max_iter)
     topk = _topk_classes(model, test[0], 5)
-    if num_classes >= 5 and topk.shape[1] < 5:
-        raise ConfigError(
-            f"the probe's training data holds only {topk.shape[1]} of {num_classes} classes, so top-5 "
-            f"accuracy is undefined; use whole splits (is --trainer.limit_test_batches cutting them?)"
-        )
     metrics = classification_metrics(topk, torch.from_numpy(test[1].astype(np.int64)), num_classes)
     return ProbeResult(C=float(C), metrics={f"lp_{k}": v for k, v in metrics.items()}, search=search)

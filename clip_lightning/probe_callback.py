@@ -14,7 +14,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 
 from .datamodule import clip_datamodule
-from .errors import ConfigError
+from .errors import ConfigError, UserError
 from .evaluator import CLIPEvaluator
 from .feature_cache import FeatureCache, dataset_fingerprint
 from .probe import ProbeResult, linear_probe
@@ -131,13 +131,18 @@ class LinearProbe(Callback):
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         module = self._evaluator(pl_module)
         data = {split: self._features(trainer, module, split) for split in self.splits}
-        result: ProbeResult | None = None
+        result: ProbeResult | UserError | None = None
         if trainer.is_global_zero:
-            result = self._fit(data, len(clip_datamodule(trainer).classnames))
+            try:
+                result = self._fit(data, len(clip_datamodule(trainer).classnames))
+            except UserError as err:  # sent on, so every process stops with it instead of waiting
+                result = err
         if self._wait_group is not None:
             box = [result]
             dist.broadcast_object_list(box, src=0, group=self._wait_group)
             result = box[0]
+        if isinstance(result, UserError):
+            raise result
         assert result is not None
         for key, value in result.metrics.items():
             # max of identical values is exact (a mean over processes may round)

@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from .helpers import TINY_VIT, random_state_dict
+from .helpers import TINY_VIT, make_image_folder, random_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -111,6 +111,27 @@ def test_user_errors_are_one_clear_message(workdir: Path, args: list[str], messa
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("devices", [1, pytest.param(2, marks=pytest.mark.ddp)])
+def test_probe_on_a_class_ordered_split_cut_short_is_one_clear_message(workdir: Path, devices: int) -> None:
+    """With 2 processes, rank 0 finds the problem and the other must stop with the same message
+    (not die on a closed connection, or wait)."""
+    root = make_image_folder(workdir / "folder", ["a", "b", "c"], {"train": 6, "test": 2})
+    config = write_config(workdir, probe={"C": 0.316}, dataset="imagefolder", root=str(root), batch_size=2)
+    # 2 batches per process: with 1 process train holds "a", test "a" and "b"; with 2, "a" "b" / "c"
+    args = [
+        "--trainer.limit_test_batches",
+        "2",
+        "--trainer.devices",
+        str(devices),
+        "--trainer.strategy",
+        "ddp",
+    ]
+    proc = run_cli("test", "--config", str(config), *args, cwd=workdir)
+    assert proc.returncode == 2
+    assert proc.stderr.count("test features hold 1 class that its train features lack") == devices
+    assert "--trainer.limit_test_batches" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_offline_download_is_one_clear_message(workdir: Path, tmp_path: Path) -> None:

@@ -3,28 +3,12 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from clip_lightning.datasets import build_split, dataset_targets, stratified_split
 from clip_lightning.errors import ConfigError, DatasetNotFoundError
 
-
-def make_image_folder(root: Path, classes: list[str], per_split: dict[str, int], seed: int = 0) -> Path:
-    """root/<split>/<class>/<i>.png with random images (different modes and sizes)."""
-    rng = np.random.default_rng(seed)
-    for split, n in per_split.items():
-        for c, name in enumerate(classes):
-            folder = root / split / name
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                h, w = rng.integers(8, 40, size=2)
-                pixels = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-                pixels[..., c % 3] = 255  # a class-dependent colour, so probes can learn
-                image = Image.fromarray(pixels)
-                (image.convert("L") if i % 3 == 0 else image).save(folder / f"{i}.png")
-    return root
+from .helpers import make_image_folder
 
 
 def test_stratified_split_is_disjoint_seeded_and_per_class() -> None:
