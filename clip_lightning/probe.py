@@ -108,7 +108,7 @@ def check_classes(train: np.ndarray, num_classes: int, **others: np.ndarray | No
             raise ConfigError(
                 f"the probe's {name} features hold {len(missing)} "
                 f"{'class' if len(missing) == 1 else 'classes'} that its train features lack "
-                f"(index {shown}), which it could never predict; {hint}"
+                f"({'index' if len(missing) == 1 else 'indices'} {shown}), which it could never predict; {hint}"
             )
     if len(seen) < 2 or (num_classes >= 5 and len(seen) < 5):
         raise ConfigError(

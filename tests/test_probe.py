@@ -75,7 +75,7 @@ def test_training_labels_that_miss_classes_are_refused_before_any_fit(
     with pytest.raises(ConfigError, match="val features hold 8 classes that its train features lack"):
         linear_probe((x[head], y[head]), (x[:50], y[:50]), (x[50:], y[50:]), 10, C=C)
     with pytest.raises(
-        ConfigError, match=r"test features hold 8 classes that .* \(index 2, 3, 4, 5, 6, \.\.\.\), which it"
+        ConfigError, match=r"test features hold 8 classes that .* \(indices 2, 3, 4, 5, 6, \.\.\.\), which it"
     ):
         linear_probe((x[head], y[head]), None, (x, y), 10, C=0.316)
     with pytest.raises(ConfigError, match="only 2 of 10 classes, too few to fit a probe and score top-5"):
