@@ -12,11 +12,12 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from .datamodule import CLIPDataModule, clip_datamodule
 from .distributed import gather_by_index
 from .errors import ConfigError
+from .linear import PackedWeights
 from .loading import checkpoint_sha256, load, resolve_checkpoint
 from .metrics import classification_metrics, confusion_matrix
-from .model import CLIP, MODEL_CONFIGS, ModifiedResNet
+from .model import CLIP, MODEL_CONFIGS, ModifiedResNet, _on_rows
 from .prompts import dataset_prompts, known_prompt_datasets, read_list
-from .reporting import log_figures, print_summary, results_dir, write_results
+from .reporting import log_figures, print_summary, results_dir, write_predictions, write_results
 from .transform import image_transform, transform_resolution
 from .zeroshot import build_zero_shot_classifier
 
@@ -73,6 +74,7 @@ class CLIPEvaluator(L.LightningModule):
         self.extra_results: dict[str, Any] = {}
         self.log_folder = "."
         self._outputs: dict[str, dict[str, list[torch.Tensor]]] = defaultdict(lambda: defaultdict(list))
+        self._packed = PackedWeights()
 
     @staticmethod
     def _load_backbone(name: str, pretrained: bool, download_root: str | None, seed: int) -> tuple[CLIP, str]:
@@ -128,7 +130,8 @@ class CLIPEvaluator(L.LightningModule):
                 )
             if len(_CLASSIFIERS) >= 8:
                 _CLASSIFIERS.clear()
-            _CLASSIFIERS[key] = weights.cpu()
+            with torch.inference_mode(False):  # a normal tensor, which can be packed (see _logits)
+                _CLASSIFIERS[key] = weights.cpu().clone()
         self.classifier = _CLASSIFIERS[key].to(self.device)
         rank_zero_info(
             f"Zero-shot classifier: {len(self.classnames)} classes x {len(self.templates)} templates"
@@ -167,12 +170,22 @@ class CLIPEvaluator(L.LightningModule):
             features = projected if self.feature_kind == "projected" else penultimate
             out["features"].append(features.detach().float())
         if self.zero_shot and split == ("val" if stage == "val" else "test"):
-            assert self.classifier is not None
-            features = projected.float()
-            features = features / features.norm(dim=-1, keepdim=True)
-            logits = self.model.logit_scale.exp().float() * features @ self.classifier
+            logits = self._logits(projected)
             k = min(5, logits.shape[1])
             out["topk"].append(logits.topk(k, dim=-1).indices)
+
+    def _logits(self, projected: torch.Tensor) -> torch.Tensor:
+        """Zero-shot logits: scaled cosine similarity of image embeddings with the classifier."""
+        classifier, scale = self.classifier, self.model.logit_scale.exp().float()
+        assert classifier is not None
+        features = projected.float()
+        features = features / features.norm(dim=-1, keepdim=True)
+        # A plain matmul against few classes rounds a row differently by its batch's size and its
+        # place in it (DDP batches differ from one process's); the packed product, on padded rows,
+        # does not (and falls back to the matmul off x86 CPUs).
+        return _on_rows(
+            lambda rows: self._packed.linear("classifier", scale * rows, classifier.t(), None), features
+        )
 
     def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._step(batch, dataloader_idx, "test")
@@ -180,16 +193,28 @@ class CLIPEvaluator(L.LightningModule):
     def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._step(batch, dataloader_idx, "val")
 
+    def on_predict_start(self) -> None:
+        self._outputs.clear()
+        self._build_classifier()
+
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
         images, labels, index = batch
         features = self.model.encode_image(images).float()
         result = {"index": index, "label": labels, "features": features}
         if self.zero_shot:
-            self._build_classifier()
-            assert self.classifier is not None
-            features = features / features.norm(dim=-1, keepdim=True)
-            result["logits"] = self.model.logit_scale.exp().float() * features @ self.classifier
+            result["logits"] = self._logits(features)
+        for key, value in result.items():  # the same tensors, kept for the file written at the end
+            self._outputs["predict"][key].append(value.detach())
         return result
+
+    def on_predict_epoch_end(self) -> None:
+        keys = [k for k in ("label", "features", "logits") if self._outputs["predict"][k]]
+        index, *values = self.gathered("predict", *keys)
+        if self.trainer.is_global_zero:
+            path = write_predictions(
+                self.log_folder, dict(zip(keys, values, strict=True)), index, self.classnames
+            )
+            print(f"predictions: {index.numel()} images ({', '.join(keys)}) -> {path}", flush=True)
 
     # ---- gathering and metrics ----------------------------------------------------------------
 

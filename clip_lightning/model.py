@@ -417,6 +417,7 @@ class CLIP(nn.Module):
         self.ln_final = LayerNorm(width)
         self.text_projection = nn.Parameter(torch.empty(width, config.embed_dim))
         self.logit_scale = nn.Parameter(torch.ones([]) * math.log(1 / 0.07))
+        self.packed = PackedWeights()
         self.initialize_parameters()
 
     def initialize_parameters(self) -> None:
@@ -468,7 +469,12 @@ class CLIP(nn.Module):
             text = text[:, : int(eot.max()) + 1]
         length = text.shape[1]
         x = self.token_embedding(text).to(self.dtype) + self.positional_embedding[:length].to(self.dtype)
-        return self.ln_final(self.transformer(x, causal=True, rows=eot)) @ self.text_projection
+        x = self.ln_final(self.transformer(x, causal=True, rows=eot))
+        # Like the image projection: padded rows and one product, so a prompt's features depend
+        # on neither its batch's size nor the thread count (a plain matmul of a few rows does).
+        return _on_rows(
+            lambda rows_x: self.packed.linear("text_projection", rows_x, self.text_projection.t(), None), x
+        )
 
     def forward(self, image: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(logits_per_image, logits_per_text)``: scaled cosine similarities."""

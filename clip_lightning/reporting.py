@@ -8,11 +8,12 @@ import tempfile
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 
 from .metrics import per_class_recall
 
-__all__ = ["log_figures", "print_summary", "results_dir", "write_results"]
+__all__ = ["log_figures", "print_summary", "results_dir", "write_predictions", "write_results"]
 
 
 def results_dir(trainer: L.Trainer) -> str:
@@ -30,6 +31,21 @@ def write_results(folder: str, result: dict[str, Any]) -> str:
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".results.", suffix=".json")
     with os.fdopen(fd, "w") as f:
         json.dump(result, f, indent=2, ensure_ascii=False)
+    os.replace(tmp, path)
+    return path
+
+
+def write_predictions(
+    folder: str, values: dict[str, torch.Tensor], index: torch.Tensor, classnames: list[str]
+) -> str:
+    """Write ``predictions.npz`` (``index`` and ``values`` rows in dataset order, class names)."""
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "predictions.npz")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".predictions.", suffix=".npz")
+    with os.fdopen(fd, "wb") as f:
+        arrays: dict[str, Any] = {"index": index.numpy(), "classnames": np.array(classnames, dtype=str)}
+        arrays.update({k: (v.float() if v.is_floating_point() else v).numpy() for k, v in values.items()})
+        np.savez(f, **arrays)
     os.replace(tmp, path)
     return path
 

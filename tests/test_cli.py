@@ -171,6 +171,52 @@ def test_two_process_ddp_equals_one_process(workdir: Path) -> None:
         np.testing.assert_array_equal(f1[split], f2[split])
 
 
+def predictions(workdir: Path, version: int) -> dict[str, np.ndarray]:
+    with np.load(workdir / "runs" / "t" / f"version_{version}" / "predictions.npz") as data:
+        return {k: data[k] for k in data.files}
+
+
+def test_predict_writes_what_trainer_predict_returns(workdir: Path) -> None:
+    import lightning as L
+
+    from clip_lightning import CLIPDataModule, CLIPEvaluator
+
+    proc = run_cli("predict", "--config", str(write_config(workdir)), cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    written = predictions(workdir, 0)
+    assert "predictions: 359 images (label, features, logits)" in proc.stdout
+
+    evaluator = CLIPEvaluator(name=str(workdir / "tiny.pt"))
+    dm = CLIPDataModule("digits", batch_size=64, num_workers=0, transform=evaluator.preprocess)
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, default_root_dir=workdir)
+    batches = trainer.predict(evaluator, dm)
+    assert batches is not None
+    for key in ("index", "label", "features", "logits"):
+        expected = torch.cat([b[key] for b in batches]).numpy()  # type: ignore[call-overload]
+        np.testing.assert_array_equal(written[key], expected)
+    np.testing.assert_array_equal(written["index"], np.arange(359))
+    assert written["features"].shape == (359, 32) and written["logits"].shape == (359, 10)
+    assert list(written["classnames"]) == [str(i) for i in range(10)]
+
+
+@pytest.mark.ddp
+def test_predict_with_two_processes_writes_each_image_once(workdir: Path) -> None:
+    """359 test images: the sampler pads one process with a repeat, which the file must not hold.
+    Batches of 44 leave last batches of 7 (one process) and 4 rows (each of two), and the two
+    processes run one thread each: the logits must not depend on either."""
+    config = str(write_config(workdir, batch_size=44))
+    proc = run_cli("predict", "--config", config, cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ddp = ["--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu"]
+    proc = run_cli("predict", "--config", config, *ddp, cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("predictions: 359 images") == 1  # written and reported by rank 0 only
+    one, two = predictions(workdir, 0), predictions(workdir, 1)
+    assert set(one) == set(two) == {"index", "label", "features", "logits", "classnames"}
+    for key in one:
+        np.testing.assert_array_equal(one[key], two[key])
+
+
 @pytest.mark.ddp
 def test_torchrun_two_processes_equal_one_process(workdir: Path) -> None:
     config = write_config(workdir)

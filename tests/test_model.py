@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import gc
 
 import pytest
@@ -137,6 +138,26 @@ def test_resnet_features_do_not_depend_on_batch_size(precision: str) -> None:
     torch.manual_seed(3)
     model = CLIP(MODEL_CONFIGS["RN50"]).eval().to(memory_format=torch.channels_last)
     _assert_batch_size_invariant(model, torch.randn(8, 3, 224, 224), precision)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_text_features_do_not_depend_on_batch_size_or_threads(precision: str) -> None:
+    """Bitwise, as for images: a zero-shot classifier built by one process (2 threads) must equal
+    one built by each of two DDP processes (1 thread each), whatever the last text batch holds.
+    Two heads: with one, the fused attention of a single sequence splits by thread count."""
+    torch.manual_seed(0)
+    model = CLIP(dataclasses.replace(TINY_VIT, transformer_width=128, transformer_heads=2)).eval()
+    tokens = clip.tokenize([f'a photo of the number: "{i}".' for i in range(10)])  # one length
+    threads = torch.get_num_threads()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        full = model.encode_text(tokens)
+        try:
+            torch.set_num_threads(1)
+            assert torch.equal(model.encode_text(tokens), full)
+        finally:
+            torch.set_num_threads(threads)
+        for n in (1, 2, 3, 7):
+            assert torch.equal(model.encode_text(tokens[:n]), full[:n]), n
 
 
 def test_penultimate_features_shapes() -> None:
