@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any
 
 import lightning as L
 import numpy as np
@@ -24,30 +26,33 @@ def results_dir(trainer: L.Trainer) -> str:
     return trainer.log_dir or trainer.default_root_dir
 
 
+@contextmanager
+def _atomic_file(folder: str, name: str, mode: str) -> Iterator[IO[Any]]:
+    """A temporary file in ``folder`` that replaces ``folder/name`` once written in full."""
+    os.makedirs(folder, exist_ok=True)
+    stem, suffix = os.path.splitext(name)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{stem}.", suffix=suffix)
+    with os.fdopen(fd, mode) as f:
+        yield f
+    os.replace(tmp, os.path.join(folder, name))
+
+
 def write_results(folder: str, result: dict[str, Any]) -> str:
     """Write ``results.json`` atomically into ``folder``; return its path."""
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, "results.json")
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".results.", suffix=".json")
-    with os.fdopen(fd, "w") as f:
+    with _atomic_file(folder, "results.json", "w") as f:
         json.dump(result, f, indent=2, ensure_ascii=False)
-    os.replace(tmp, path)
-    return path
+    return os.path.join(folder, "results.json")
 
 
 def write_predictions(
     folder: str, values: dict[str, torch.Tensor], index: torch.Tensor, classnames: list[str]
 ) -> str:
     """Write ``predictions.npz`` (``index`` and ``values`` rows in dataset order, class names)."""
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, "predictions.npz")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".predictions.", suffix=".npz")
-    with os.fdopen(fd, "wb") as f:
-        arrays: dict[str, Any] = {"index": index.numpy(), "classnames": np.array(classnames, dtype=str)}
-        arrays.update({k: (v.float() if v.is_floating_point() else v).numpy() for k, v in values.items()})
+    arrays: dict[str, Any] = {"index": index.numpy(), "classnames": np.array(classnames, dtype=str)}
+    arrays.update({k: (v.float() if v.is_floating_point() else v).numpy() for k, v in values.items()})
+    with _atomic_file(folder, "predictions.npz", "wb") as f:
         np.savez(f, **arrays)
-    os.replace(tmp, path)
-    return path
+    return os.path.join(folder, "predictions.npz")
 
 
 def print_summary(result: dict[str, Any], path: str) -> None:
