@@ -13,15 +13,20 @@
 (h) ours with and without packed oneDNN linears (`clip_lightning.linear`), model alone;
 (g) as the `clip-lightning` command runs: freed memory kept in the heap (`keep_freed_memory`,
     process-wide, so this section runs last), then (b) again for ours and the original, the
-    model alone and a whole Lightning run.
+    model alone and a whole Lightning run;
+(i) on `--device` (a GPU: `--parts i --device cuda`), ViT-B/32 as `load` returns it there (fp16
+    weights on a GPU): the original README's loop (PIL in the main process) with the original
+    and with ours, our DataModule loader feeding the model, and where the time goes: the loader
+    alone, the model alone on device tensors, a whole Lightning `test` (16-mixed on a GPU).
 Random weights (no network here). Prints ratios, writes benchmark.json and benchmark.png.
-`--parts` picks sections (default all: abcdefgh).
+`--parts` picks sections (default abcdefgh; (i) only when asked).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
@@ -202,10 +207,13 @@ def bench_model_alone(batch: int, section: str) -> dict:
     return result
 
 
-def bench_lightning(data: Path, batch: int, n_batches: int, out: Path, workers: int, section: str) -> float:
-    """A whole ``trainer.test`` (bf16-mixed, no zero-shot head): img/s after the first batch."""
+def bench_lightning(
+    data: Path, batch: int, n_batches: int | None, out: Path, workers: int, section: str,
+    accelerator: str = "cpu", precision: str = "bf16-mixed",
+) -> float:  # fmt: skip
+    """A whole ``trainer.test`` (no zero-shot head): img/s after the first batch."""
     meter = _Throughput()
-    trainer = L.Trainer(accelerator="cpu", devices=1, precision="bf16-mixed", logger=False,
+    trainer = L.Trainer(accelerator=accelerator, devices=1, precision=precision, logger=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[meter],
                         limit_test_batches=n_batches,
                         default_root_dir=str(out / f"lightning-{section}-{workers}"))  # fmt: skip
@@ -213,7 +221,7 @@ def bench_lightning(data: Path, batch: int, n_batches: int, out: Path, workers: 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer.test(evaluator, _datamodule(data, batch, workers), verbose=False)
-    print(f"({section}) Lightning test bf16-mixed, {workers} workers: {meter.rate:.1f} img/s")
+    print(f"({section}) Lightning test {precision}, {workers} workers: {meter.rate:.1f} img/s")
     return float(meter.rate)
 
 
@@ -298,6 +306,85 @@ def bench_packed(batch: int) -> dict:
     return result
 
 
+def _synced(fn: Callable[[], object], device: torch.device) -> Callable[[], object]:
+    """``fn`` followed by waiting for the device, so a timing covers the work queued on it."""
+
+    def run() -> object:
+        out = fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return out
+
+    return run
+
+
+def bench_accelerator(
+    sd: dict[str, torch.Tensor], data: Path, batch: int, workers: int, device: torch.device, out: Path
+) -> dict:
+    """(i) ViT-B/32 end to end on ``device``, as ``load`` returns it there; where the time goes."""
+    path = out / "vit-b-32-random.pt"
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in sd.items()}, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours, ours_tf = cl.load(str(path), device=device)
+        ref, ref_tf = openai_clip.load(str(path), device=device, jit=False)
+    path.unlink()
+    dm = _datamodule(data, batch, workers)
+    files = [Path(f) for f, _ in dm.split("test").samples]  # type: ignore[attr-defined]
+    n = len(files)
+    result: dict = {"device": str(device), "images": n, "batch": batch, "workers": workers,
+                    "weights": str(ours.visual.conv1.weight.dtype)}  # fmt: skip
+    if device.type == "cuda":
+        result["gpu"] = torch.cuda.get_device_name(device)
+
+    def readme_loop(model: torch.nn.Module, transform: Callable) -> None:
+        """OpenAI's README: preprocess in the main process, one batch at a time."""
+        with torch.no_grad():
+            for i in range(0, n, batch):
+                images = torch.stack([transform(Image.open(f)) for f in files[i : i + batch]])
+                model.encode_image(images.to(device))
+
+    loader = dm.test_dataloader()
+    assert not isinstance(loader, list)
+
+    def our_loader() -> None:
+        with torch.no_grad():
+            for images, _, _ in loader:
+                ours.encode_image(images.to(device, non_blocking=True))
+
+    def loader_alone() -> None:
+        for _ in loader:
+            pass
+
+    x = torch.randn(batch, 3, 224, 224, device=device)
+
+    def model_alone() -> None:
+        with torch.no_grad():
+            for i in range(0, n, batch):
+                ours.encode_image(x[: n - i])  # the loops' batch sizes, last one included
+
+    cases = {
+        "original_readme_loop": lambda: readme_loop(ref, ref_tf),
+        "ours_readme_loop": lambda: readme_loop(ours, ours_tf),
+        "ours_datamodule_loader": our_loader,
+        "loader_alone": loader_alone,
+        "model_alone": model_alone,
+    }
+    for label, fn in cases.items():
+        result[f"{label}_img_s"] = _img_per_s(_synced(fn, device), n)
+        print(f"(i) {label.replace('_', ' ')} on {device}: {result[f'{label}_img_s']:.1f} img/s")
+    precision = "16-mixed" if device.type == "cuda" else "32-true"
+    result[f"lightning_{precision}_img_s"] = bench_lightning(
+        data, batch, None, out, workers, "i", accelerator=device.type, precision=precision
+    )
+    result["speedup_loader_over_original_loop"] = (
+        result["ours_datamodule_loader_img_s"] / result["original_readme_loop_img_s"]
+    )
+    print(f"(i) ours (DataModule loader, {workers} workers) over the original loop: "
+          f"x{result['speedup_loader_over_original_loop']:.2f}")  # fmt: skip
+    return result
+
+
 def plot(result: dict, path: Path) -> None:
     import matplotlib
 
@@ -317,6 +404,11 @@ def plot(result: dict, path: Path) -> None:
         bars.append(("tokenizer", result["tokenizer"]["speedup"]))
     if "load" in result:
         bars.append(("checkpoint load", result["load"]["speedup"]))
+    if "accelerator" in result:
+        acc = result["accelerator"]
+        bars.append(
+            (f"{acc['device']}: DataModule loader vs README loop", acc["speedup_loader_over_original_loop"])
+        )
     # Not against the original: channels-last over contiguous, same (our) model.
     bars += [
         (f"RN50 channels-last / contiguous, {p}", r["speedup"])
@@ -344,6 +436,10 @@ def main() -> None:
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "cifar10-subset"))
     parser.add_argument("--out", default="runs/benchmark")
     parser.add_argument("--parts", default="abcdefgh", help="sections to run, e.g. 'be'")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="of (i)")
+    parser.add_argument(
+        "--workers", type=int, default=len(os.sched_getaffinity(0)), help="loader workers in (i)"
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     sd = {
@@ -373,6 +469,10 @@ def main() -> None:
         result["channels_last"] = bench_channels_last(args.batch // 2)
     if "h" in args.parts:
         result["packed_linears"] = bench_packed(args.batch)
+    if "i" in args.parts:
+        result["accelerator"] = bench_accelerator(
+            sd, Path(args.data), args.batch, args.workers, torch.device(args.device), out
+        )
     if "g" in args.parts:  # last: the allocator setting cannot be undone in this process
         if not keep_freed_memory():
             raise SystemExit("(g) needs glibc without MALLOC_*_THRESHOLD_ set")
