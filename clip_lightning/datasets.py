@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import http.client
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -11,7 +13,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Subset
 
-from .errors import ConfigError, DatasetNotFoundError
+from .errors import ConfigError, DatasetNotFoundError, DownloadError
 
 __all__ = [
     "DATASETS",
@@ -42,6 +44,57 @@ class DigitsDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[Image.Image, int]:
         return Image.fromarray(self.images[i], mode="L"), self.targets[i]
+
+
+class MNISTFiles(Dataset):
+    """MNIST read straight from LeCun's idx files, gzipped or not, in ``root`` or ``root/MNIST/raw``.
+
+    Only the split's two files are needed (``t10k-*`` for test, ``train-*`` for train), so a
+    folder holding just the original test files serves a zero-shot test. Digits are mode "L"
+    PIL images, as torchvision's MNIST gives them.
+    """
+
+    def __init__(self, root: str, split: str) -> None:
+        self.classes = [str(i) for i in range(10)]
+        prefix = "t10k" if split == "test" else "train"
+        self.images = _read_idx(root, f"{prefix}-images-idx3-ubyte", 3)
+        self.targets = [int(t) for t in _read_idx(root, f"{prefix}-labels-idx1-ubyte", 1)]
+        if len(self.images) != len(self.targets):
+            raise DatasetNotFoundError(
+                f"mnist ({split}) under {root!r}: {len(self.images)} images but {len(self.targets)} "
+                f"labels; the {prefix}-* files are from different sets. Replace them with the originals."
+            )
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int) -> tuple[Image.Image, int]:
+        return Image.fromarray(self.images[i], mode="L"), self.targets[i]
+
+
+def _read_idx(root: str, stem: str, ndim: int) -> np.ndarray:
+    """An idx file (big-endian header: magic 0x0800 + ndim, then each dimension) as uint8."""
+    folders = [root, os.path.join(root, "MNIST", "raw")]
+    paths = [os.path.join(d, stem + ext) for d in folders for ext in ("", ".gz")]
+    path = next((p for p in paths if os.path.isfile(p)), None)
+    if path is None:
+        raise DatasetNotFoundError(
+            f"mnist: {stem}[.gz] was not found in {root!r} or {os.path.join(root, 'MNIST', 'raw')!r}. "
+            f"Pass --data.download true to fetch it (needs network), or --data.root pointing at "
+            f"the folder that holds LeCun's original files."
+        )
+    with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
+        raw = f.read()
+    header = 4 + 4 * ndim
+    shape = (
+        tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4)) if len(raw) >= header else ()
+    )
+    if raw[:4] != bytes([0, 0, 8, ndim]) or len(raw) != header + int(np.prod(shape)):
+        raise DatasetNotFoundError(
+            f"mnist: {path} is not a complete idx file of {ndim}-d unsigned bytes (cut short or "
+            f"another format); replace it with the original."
+        )
+    return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
 
 
 def dataset_targets(dataset: Any) -> list[int]:
@@ -91,6 +144,25 @@ def _image_folder(root: str, split: str, dataset: str) -> Dataset:
     return ImageFolder(path)
 
 
+def _load(name: str, root: str, split: str, download: bool, factory: Callable[[], Dataset]) -> Dataset:
+    """``factory()``, with torchvision's missing-data and failed-download errors made clear."""
+    try:
+        return factory()
+    except (RuntimeError, OSError, http.client.HTTPException) as err:
+        if download:  # offline, a moved mirror, a cut connection: say what failed and the way out
+            raise DownloadError(
+                f"{name} ({split}) could not be downloaded into {root!r}: {type(err).__name__}: "
+                f"{str(err)[:200]}. Offline, put the dataset there yourself (torchvision's layout) "
+                f"and pass --data.download false, or pass --data.root pointing at a folder that holds it."
+            ) from None
+        if not isinstance(err, RuntimeError) or "not found" not in str(err).lower():
+            raise
+        raise DatasetNotFoundError(  # torchvision: "Dataset not found or corrupted"
+            f"{name} ({split}) was not found under {root!r}. Pass --data.download true to fetch it "
+            f"(needs network), or --data.root pointing at the folder that holds it."
+        ) from None
+
+
 def _torchvision(name: str, root: str, split: str, download: bool) -> Dataset:
     """The official split ``split`` of a torchvision dataset."""
     from torchvision import datasets as tv
@@ -102,7 +174,9 @@ def _torchvision(name: str, root: str, split: str, download: bool) -> Dataset:
         if name == "cifar100":
             return tv.CIFAR100(root, train=train, download=download)
         if name == "mnist":
-            return tv.MNIST(root, train=train, download=download)
+            if download:  # into root/MNIST/raw, where MNISTFiles looks too
+                tv.MNIST(root, train=train, download=True)
+            return MNISTFiles(root, split)
         if name == "stl10":
             return tv.STL10(root, split=split, download=download)
         if name == "food101":
@@ -115,15 +189,7 @@ def _torchvision(name: str, root: str, split: str, download: bool) -> Dataset:
             return tv.OxfordIIITPet(root, split="trainval" if train else "test", download=download)
         raise KeyError(name)
 
-    try:
-        return factory()
-    except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"
-        if "not found" not in str(err).lower() and "download" not in str(err).lower():
-            raise
-        raise DatasetNotFoundError(
-            f"{name} ({split}) was not found under {root!r}. Pass --data.download true to fetch it "
-            f"(needs network), or --data.root pointing at the folder that holds it."
-        ) from None
+    return _load(name, root, split, download, factory)
 
 
 # Datasets whose official splits lack "val" (and for some "test"): those are carved out, seeded.
@@ -152,13 +218,7 @@ def _whole(name: str, root: str, download: bool) -> Dataset:
     if name == "eurosat":
         from torchvision.datasets import EuroSAT
 
-        try:
-            return EuroSAT(root, download=download)
-        except RuntimeError:
-            raise DatasetNotFoundError(
-                f"eurosat was not found under {root!r}. Pass --data.download true (needs network) "
-                f"or --data.root pointing at the folder that holds it."
-            ) from None
+        return _load(name, root, "all", download, lambda: EuroSAT(root, download=download))
     raise KeyError(name)
 
 

@@ -17,7 +17,7 @@ class UserError(Exception):
 
 
 class DownloadError(UserError, RuntimeError):
-    """A checkpoint could not be fetched, or what arrived is not what was expected."""
+    """A checkpoint or dataset could not be fetched, or what arrived is not what was expected."""
 
 
 class CheckpointError(UserError, ValueError):
