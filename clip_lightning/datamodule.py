@@ -10,7 +10,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .datasets import DATASETS, SPLITS, IndexedDataset, build_split, folder_classes
-from .errors import ConfigError
+from .distributed import in_process_group, raise_on_every_rank
+from .errors import ConfigError, UserError
 from .prompts import DEFAULT_TEMPLATES, dataset_prompts, known_prompt_datasets, read_list
 
 __all__ = ["CLIPDataModule", "clip_datamodule"]
@@ -84,13 +85,20 @@ class CLIPDataModule(L.LightningDataModule):
                 raise ConfigError(f"unknown split {split!r} in test_splits; choose from {list(SPLITS)}")
         self._splits: dict[str, Dataset] = {}
         self._classnames: list[str] | None = None
+        self._prepare_error: UserError | None = None
 
     # ---- data ---------------------------------------------------------------------------------
 
     def prepare_data(self) -> None:
-        if self.download:
+        if not self.download:
+            return
+        try:
             for split in ("train", "test"):
                 build_split(self.dataset, self.root, split, True, self.val_fraction, self.split_seed)
+        except UserError as err:
+            if not in_process_group():
+                raise
+            self._prepare_error = err  # raised in setup, on every process (the others never ran this)
 
     def split(self, name: str) -> Dataset:
         """The untransformed samples of split ``name`` (built once)."""
@@ -101,6 +109,9 @@ class CLIPDataModule(L.LightningDataModule):
         return self._splits[name]
 
     def setup(self, stage: str | None = None) -> None:
+        if self.download:  # the same on every process, so all of them join this collective
+            error, self._prepare_error = self._prepare_error, None
+            raise_on_every_rank(error)
         if self.transform is None:
             raise ConfigError(
                 "CLIPDataModule has no transform: pass the model's preprocess, e.g. "

@@ -6,7 +6,26 @@ import torch
 import torch.distributed as dist
 from torchmetrics.utilities.distributed import gather_all_tensors
 
-__all__ = ["dedup_by_index", "gather_by_index"]
+__all__ = ["dedup_by_index", "gather_by_index", "in_process_group", "raise_on_every_rank"]
+
+
+def in_process_group() -> bool:
+    """Whether this process is one of several in an initialized process group."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def raise_on_every_rank(error: Exception | None) -> None:
+    """Raise the lowest rank's ``error`` on every process if any process has one; a collective.
+
+    For failures only some processes see (``prepare_data`` runs on each node's first process):
+    the others would wait at the next collective until the failed peer's exit cut them off.
+    """
+    if in_process_group():
+        errors: list[Exception | None] = [None] * dist.get_world_size()
+        dist.all_gather_object(errors, error)
+        error = next((e for e in errors if e is not None), None)
+    if error is not None:
+        raise error
 
 
 def dedup_by_index(index: torch.Tensor, *values: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -30,7 +49,7 @@ def gather_by_index(
     ``device`` is where the collective runs (the GPU under NCCL); without a process group
     this only deduplicates.
     """
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    if in_process_group():
         gathered = []
         for tensor in (index, *values):
             parts = gather_all_tensors(tensor.to(device) if device is not None else tensor)

@@ -142,6 +142,45 @@ def test_offline_download_is_one_clear_message(workdir: Path, tmp_path: Path) ->
     assert "Could not download http://127.0.0.1:9/" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("devices", [1, pytest.param(2, marks=pytest.mark.ddp)])
+def test_failed_dataset_download_is_one_clear_message(workdir: Path, devices: int) -> None:
+    """Only the first process downloads (``prepare_data``); with 2 processes the other must stop
+    with the same message, not die at the next barrier on a closed connection."""
+    launcher = workdir / "offline.py"  # a script, so Lightning's DDP launcher re-runs it for rank 1
+    launcher.write_text(
+        "from torchvision.datasets import CIFAR10\n"
+        "CIFAR10.url = 'http://127.0.0.1:9/cifar-10-python.tar.gz'  # nothing listens: as offline\n"
+        "from clip_lightning.cli import main\n"
+        "main()\n"
+    )
+    args = ["--data.dataset", "cifar10", "--data.root", str(workdir / "data"), "--data.download", "true"]
+    ddp = ["--trainer.devices", str(devices), "--trainer.strategy", "ddp"]
+    proc = subprocess.run(
+        [sys.executable, str(launcher), "test", "--config", str(write_config(workdir)), *args, *ddp],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stderr.count("clip-lightning: error: cifar10 (train) could not be downloaded") == devices
+    assert "--data.download false" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.shared
+def test_zero_shot_on_mnist_from_its_original_test_files(workdir: Path, shared_data: Path) -> None:
+    """The original t10k files alone (no train files, no torchvision layout) serve a test run."""
+    root = shared_data / "mnist-test"
+    config = write_config(workdir, dataset="mnist", root=str(root), batch_size=100)
+    proc = run_cli("test", "--config", str(config), "--trainer.limit_test_batches", "3", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = results(workdir)
+    assert res["dataset"] == "mnist" and res["num_test_samples"] == 300
+    assert res["classnames"] == [str(i) for i in range(10)]
+    assert res["templates"] == ['a photo of the number: "{}".']
+
+
 def _features(cache: Path) -> dict[str, np.ndarray]:
     out = {}
     for file in sorted(cache.glob("*.npz")):
