@@ -19,6 +19,7 @@ __all__ = [
     "DATASETS",
     "DatasetNotFoundError",
     "IndexedDataset",
+    "MNISTFiles",
     "build_split",
     "dataset_targets",
     "stratified_split",

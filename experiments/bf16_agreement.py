@@ -19,15 +19,14 @@ the random flips of one set of weights in the spread. Writes nothing.
 from __future__ import annotations
 
 import argparse
-import gzip
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torchvision.datasets import ImageFolder
 
+from clip_lightning.datasets import MNISTFiles
 from clip_lightning.model import CLIP, MODEL_CONFIGS
 from clip_lightning.probe import fit_logistic
 from clip_lightning.prompts import dataset_prompts
@@ -47,17 +46,15 @@ def images(folder: Path) -> tuple[torch.Tensor, np.ndarray]:
 
 def mnist_images(folder: Path) -> tuple[torch.Tensor, np.ndarray, torch.Tensor, np.ndarray]:
     """MNIST's 10,000 test digits from the original idx files, split 5,000 / 5,000 at random."""
-    with gzip.open(folder / "t10k-images-idx3-ubyte.gz") as f:
-        pixels = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)
-    with gzip.open(folder / "t10k-labels-idx1-ubyte.gz") as f:
-        labels = np.frombuffer(f.read(), np.uint8, offset=8).astype(np.int64)
+    digits = MNISTFiles(str(folder), "test")
+    labels = np.asarray(digits.targets, dtype=np.int64)
     # The first 5,000 digits are cleaner than the last 5,000 (LeCun's notes): mix before splitting.
     order = np.random.default_rng(0).permutation(len(labels))
     train, test = order[: len(order) // 2], order[len(order) // 2 :]
     transform = image_transform(224)  # mode "L": the transform's RGB step is exercised too
 
     def stack(index: np.ndarray) -> torch.Tensor:
-        return torch.stack([transform(Image.fromarray(pixels[i])) for i in index])
+        return torch.stack([transform(digits[i][0]) for i in index])
 
     return stack(train), labels[train], stack(test), labels[test]
 
