@@ -82,7 +82,8 @@ class CLIPEvaluator(L.LightningModule):
             if name not in MODEL_CONFIGS:
                 raise ConfigError(
                     f"pretrained=False builds a published architecture with random weights; "
-                    f"{name!r} is not one of {list(MODEL_CONFIGS)}"
+                    f"{name!r} is not one of {list(MODEL_CONFIGS)}. To load {name!r} as a model "
+                    f"name or checkpoint file, pass pretrained=True (--model.pretrained true)."
                 )
             rank_zero_warn(
                 f"RANDOM WEIGHTS: {name} is built with random weights (seed {seed}), not OpenAI's; "

@@ -103,8 +103,12 @@ def test_print_config(workdir: Path) -> None:
         (["--data.dataset", "imagefolder", "--data.root", "/no/such/dir"], "--data.root"),
         (["--data.classnames", "[a, b, c]"], "3 class names for 10 classes"),
         (["--model.name", "ViT-B/33"], "Did you mean 'ViT-B/32'"),
+        (
+            ["--model.name", "/ckpt.pt", "--model.pretrained", "false"],
+            "pass pretrained=True (--model.pretrained true)",
+        ),
     ],
-    ids=["dataset", "root", "classnames", "model"],
+    ids=["dataset", "root", "classnames", "model", "checkpoint with random weights"],
 )
 def test_user_errors_are_one_clear_message(workdir: Path, args: list[str], message: str) -> None:
     proc = run_cli("test", "--config", str(write_config(workdir)), *args, cwd=workdir)
