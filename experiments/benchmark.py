@@ -180,6 +180,8 @@ class _Throughput(L.Callback):
 
     def on_test_batch_end(self, trainer, module, outputs, batch, batch_idx, dataloader_idx=0):  # type: ignore[no-untyped-def]
         if batch_idx >= 1:
+            if module.device.type == "cuda":  # the batch's kernels are queued, not necessarily done
+                torch.cuda.synchronize(module.device)
             self.seen += len(batch[0])
             self.rate = self.seen / (time.perf_counter() - self.start)
 
