@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Subset
 
-from .errors import ConfigError, DatasetNotFoundError, DownloadError
+from .errors import ConfigError, DatasetNotFoundError, DownloadError, UserError
 
 __all__ = [
     "DATASETS",
@@ -66,6 +66,12 @@ class MNISTFiles(Dataset):
                 f"labels; the {prefix}-* files are from different sets. Replace them with the originals."
             )
 
+    @staticmethod
+    def present(root: str, split: str) -> bool:
+        """Whether both of the split's files are there (readable or not)."""
+        prefix = "t10k" if split == "test" else "train"
+        return all(_find_idx(root, f"{prefix}-{kind}") for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"))
+
     def __len__(self) -> int:
         return len(self.targets)
 
@@ -73,11 +79,16 @@ class MNISTFiles(Dataset):
         return Image.fromarray(self.images[i], mode="L"), self.targets[i]
 
 
-def _read_idx(root: str, stem: str, ndim: int) -> np.ndarray:
-    """An idx file (big-endian header: magic 0x0800 + ndim, then each dimension) as uint8."""
+def _find_idx(root: str, stem: str) -> str | None:
+    """The path of idx file ``stem`` (or ``stem.gz``) in ``root`` or ``root/MNIST/raw``, if any."""
     folders = [root, os.path.join(root, "MNIST", "raw")]
     paths = [os.path.join(d, stem + ext) for d in folders for ext in ("", ".gz")]
-    path = next((p for p in paths if os.path.isfile(p)), None)
+    return next((p for p in paths if os.path.isfile(p)), None)
+
+
+def _read_idx(root: str, stem: str, ndim: int) -> np.ndarray:
+    """An idx file (big-endian header: magic 0x0800 + ndim, then each dimension) as uint8."""
+    path = _find_idx(root, stem)
     if path is None:
         raise DatasetNotFoundError(
             f"mnist: {stem}[.gz] was not found in {root!r} or {os.path.join(root, 'MNIST', 'raw')!r}. "
@@ -149,6 +160,8 @@ def _load(name: str, root: str, split: str, download: bool, factory: Callable[[]
     """``factory()``, with torchvision's missing-data and failed-download errors made clear."""
     try:
         return factory()
+    except UserError:
+        raise  # already says what to do
     except (RuntimeError, OSError, http.client.HTTPException) as err:
         if download:  # offline, a moved mirror, a cut connection: say what failed and the way out
             raise DownloadError(
@@ -175,7 +188,7 @@ def _torchvision(name: str, root: str, split: str, download: bool) -> Dataset:
         if name == "cifar100":
             return tv.CIFAR100(root, train=train, download=download)
         if name == "mnist":
-            if download:  # into root/MNIST/raw, where MNISTFiles looks too
+            if download and not MNISTFiles.present(root, split):  # into root/MNIST/raw, read from there
                 tv.MNIST(root, train=train, download=True)
             return MNISTFiles(root, split)
         if name == "stl10":

@@ -126,3 +126,7 @@ def test_failed_dataset_download_says_what_failed_and_the_way_out(
         with pytest.raises(DownloadError, match=rf"{name} \(test\) could not be downloaded") as err:
             build_split(name, str(tmp_path), "test", True, 0.1, 0)
         assert "--data.download false" in str(err.value) and "--data.root" in str(err.value)
+    # MNIST files already there (LeCun's flat layout, not torchvision's): nothing is downloaded
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte", np.zeros((2, 28, 28), np.uint8), True)
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.array([3, 4], np.uint8), True)
+    assert dataset_targets(build_split("mnist", str(tmp_path), "test", True, 0.1, 0)) == [3, 4]
