@@ -18,10 +18,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_cli(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 600
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 600, script: Path | None = None
 ) -> subprocess.CompletedProcess:
+    """``python -m clip_lightning ARGS``, or ``python SCRIPT ARGS`` for a script that calls ``main()``."""
+    command = [str(script)] if script is not None else ["-m", "clip_lightning"]
     return subprocess.run(
-        [sys.executable, "-m", "clip_lightning", *args],
+        [sys.executable, *command, *args],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -159,14 +161,7 @@ def test_failed_dataset_download_is_one_clear_message(workdir: Path, devices: in
     )
     args = ["--data.dataset", "cifar10", "--data.root", str(workdir / "data"), "--data.download", "true"]
     ddp = ["--trainer.devices", str(devices), "--trainer.strategy", "ddp"]
-    proc = subprocess.run(
-        [sys.executable, str(launcher), "test", "--config", str(write_config(workdir)), *args, *ddp],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
+    proc = run_cli("test", "--config", str(write_config(workdir)), *args, *ddp, cwd=workdir, script=launcher)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert proc.stderr.count("clip-lightning: error: cifar10 (train) could not be downloaded") == devices
     assert "--data.download false" in proc.stderr and "Traceback" not in proc.stderr
