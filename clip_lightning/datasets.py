@@ -57,20 +57,25 @@ class MNISTFiles(Dataset):
 
     def __init__(self, root: str, split: str) -> None:
         self.classes = [str(i) for i in range(10)]
-        prefix = "t10k" if split == "test" else "train"
-        self.images = _read_idx(root, f"{prefix}-images-idx3-ubyte", 3)
-        self.targets = [int(t) for t in _read_idx(root, f"{prefix}-labels-idx1-ubyte", 1)]
+        images, labels = self._stems(split)
+        self.images = _read_idx(root, images, 3)
+        self.targets = [int(t) for t in _read_idx(root, labels, 1)]
         if len(self.images) != len(self.targets):
             raise DatasetNotFoundError(
                 f"mnist ({split}) under {root!r}: {len(self.images)} images but {len(self.targets)} "
-                f"labels; the {prefix}-* files are from different sets. Replace them with the originals."
+                f"labels; {images} and {labels} are from different sets. Replace them with the originals."
             )
 
     @staticmethod
-    def present(root: str, split: str) -> bool:
-        """Whether both of the split's files are there (readable or not)."""
+    def _stems(split: str) -> tuple[str, str]:
+        """The split's image and label file names, without ``.gz``."""
         prefix = "t10k" if split == "test" else "train"
-        return all(_find_idx(root, f"{prefix}-{kind}") for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"))
+        return f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
+
+    @classmethod
+    def present(cls, root: str, split: str) -> bool:
+        """Whether both of the split's files are there (readable or not)."""
+        return all(_find_idx(root, stem) for stem in cls._stems(split))
 
     def __len__(self) -> int:
         return len(self.targets)

@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 
 from .datamodule import clip_datamodule
+from .distributed import in_process_group
 from .errors import ConfigError, UserError
 from .evaluator import CLIPEvaluator
 from .feature_cache import FeatureCache, dataset_fingerprint
@@ -99,7 +100,7 @@ class LinearProbe(Callback):
         extract = [s for s in self.splits if s not in hits]
         module.feature_splits = set(extract)
         dm.test_splits = extract
-        if dist.is_available() and dist.is_initialized() and trainer.world_size > 1:
+        if in_process_group():
             # Its own group with its own timeout: waiting for a long fit must not hit the
             # process group's default (30 min) timeout.
             self._wait_group = dist.new_group(backend="gloo", timeout=timedelta(seconds=self.timeout_s))
