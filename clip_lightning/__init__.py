@@ -10,11 +10,11 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from .loading import available_models, load
-from .model import CLIP, build_model
-from .tokenizer import tokenize
-from .transform import image_transform
-from .zeroshot import build_zero_shot_classifier
+from .models.loading import available_models, load
+from .models.model import CLIP, build_model
+from .models.tokenizer import tokenize
+from .models.transform import image_transform
+from .tasks.classifier import build_zero_shot_classifier
 
 __version__ = "0.1.0"
 
@@ -33,8 +33,8 @@ __all__ = [
 
 _LAZY = {
     "CLIPDataModule": "clip_lightning.datamodule",
-    "CLIPEvaluator": "clip_lightning.evaluator",
-    "LinearProbe": "clip_lightning.probe_callback",
+    "CLIPEvaluator": "clip_lightning.tasks.zeroshot",
+    "LinearProbe": "clip_lightning.probe.callback",
 }
 
 

@@ -7,11 +7,11 @@ from typing import Any
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from .allocator import keep_freed_memory
 from .datamodule import CLIPDataModule
 from .errors import UserError
-from .evaluator import CLIPEvaluator
-from .probe_callback import LinearProbe  # noqa: F401  (importable by short name in configs)
+from .ops.allocator import keep_freed_memory
+from .probe.callback import LinearProbe  # noqa: F401  (importable by short name in configs)
+from .tasks.zeroshot import CLIPEvaluator
 
 __all__ = ["CLIPLightningCLI", "main"]
 

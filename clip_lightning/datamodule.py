@@ -9,10 +9,10 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .datasets import DATASETS, SPLITS, IndexedDataset, build_split, folder_classes
+from .datasets.prompts import DEFAULT_TEMPLATES, dataset_prompts, known_prompt_datasets, read_list
+from .datasets.splits import DATASETS, SPLITS, IndexedDataset, build_split, folder_classes
 from .distributed import in_process_group, raise_on_every_rank
 from .errors import ConfigError, UserError
-from .prompts import DEFAULT_TEMPLATES, dataset_prompts, known_prompt_datasets, read_list
 
 __all__ = ["CLIPDataModule", "clip_datamodule"]
 

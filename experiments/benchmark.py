@@ -10,7 +10,7 @@
 (e) the data path: the DataModule's loader alone (0, 1, 2, 4 workers) against the model alone
     and a whole Lightning `test` run, to show whether loading is the bottleneck;
 (f) ResNet-50 channels-last against contiguous, fp32 and bf16;
-(h) ours with and without packed oneDNN linears (`clip_lightning.linear`), model alone;
+(h) ours with and without packed oneDNN linears (`clip_lightning.ops.packed`), model alone;
 (g) as the `clip-lightning` command runs: freed memory kept in the heap (`keep_freed_memory`,
     process-wide, so this section runs last), then (b) again for ours and the original, the
     model alone and a whole Lightning run;
@@ -40,11 +40,11 @@ from PIL import Image
 
 import clip_lightning as cl
 from clip_lightning import CLIPDataModule, CLIPEvaluator
-from clip_lightning.allocator import keep_freed_memory
-from clip_lightning.linear import packed_linears
-from clip_lightning.model import CLIP, MODEL_CONFIGS, build_model
-from clip_lightning.prompts import dataset_prompts
-from clip_lightning.transform import image_transform
+from clip_lightning.datasets.prompts import dataset_prompts
+from clip_lightning.models.model import CLIP, MODEL_CONFIGS, build_model
+from clip_lightning.models.transform import image_transform
+from clip_lightning.ops.allocator import keep_freed_memory
+from clip_lightning.ops.packed import packed_linears
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

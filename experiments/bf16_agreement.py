@@ -26,12 +26,12 @@ import numpy as np
 import torch
 from torchvision.datasets import ImageFolder
 
-from clip_lightning.datasets import MNISTFiles
-from clip_lightning.model import CLIP, MODEL_CONFIGS
-from clip_lightning.probe import fit_logistic
-from clip_lightning.prompts import dataset_prompts
-from clip_lightning.transform import image_transform
-from clip_lightning.zeroshot import build_zero_shot_classifier
+from clip_lightning.datasets.prompts import dataset_prompts
+from clip_lightning.datasets.splits import MNISTFiles
+from clip_lightning.models.model import CLIP, MODEL_CONFIGS
+from clip_lightning.models.transform import image_transform
+from clip_lightning.probe.protocol import fit_logistic
+from clip_lightning.tasks.classifier import build_zero_shot_classifier
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from clip_lightning.model import CLIP, CLIPConfig
+from clip_lightning.models.model import CLIP, CLIPConfig
 
 TINY_VIT = CLIPConfig(
     embed_dim=32,

@@ -10,7 +10,7 @@ import pytest
 from torchvision import datasets as tv
 from torchvision.datasets.mnist import read_image_file, read_label_file
 
-from clip_lightning.datasets import build_split, dataset_targets, stratified_split
+from clip_lightning.datasets.splits import build_split, dataset_targets, stratified_split
 from clip_lightning.errors import ConfigError, DatasetNotFoundError, DownloadError
 
 from .helpers import make_image_folder

@@ -11,8 +11,8 @@ from PIL import Image
 from sklearn.metrics import balanced_accuracy_score
 
 from clip_lightning import CLIPDataModule, CLIPEvaluator
+from clip_lightning.datasets.prompts import dataset_prompts
 from clip_lightning.errors import ConfigError
-from clip_lightning.prompts import dataset_prompts
 
 from .helpers import TINY_VIT, oracle_model, random_state_dict
 
@@ -83,7 +83,7 @@ def test_predictions_equal_original_code_on_real_images(
 def test_transform_of_another_resolution_is_refused(tiny_checkpoint) -> None:
     path, _ = tiny_checkpoint
     evaluator = CLIPEvaluator(name=str(path))
-    from clip_lightning.transform import image_transform
+    from clip_lightning.models.transform import image_transform
 
     dm = CLIPDataModule("digits", batch_size=64, num_workers=0, transform=image_transform(224))
     with pytest.raises(ConfigError, match="crops to 224 px"):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from clip_lightning import CLIPDataModule, CLIPEvaluator, LinearProbe
-from clip_lightning.feature_cache import FeatureCache
+from clip_lightning.probe.cache import FeatureCache
 
 from .helpers import TINY_VIT, random_state_dict
 

@@ -5,9 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from clip_lightning import linear as linear_module
-from clip_lightning.linear import Linear, PackedWeights, clear_packed, packed_linears
-from clip_lightning.model import MLP, VisionTransformer, build_model
+from clip_lightning.models.model import MLP, VisionTransformer, build_model
+from clip_lightning.ops import packed as linear_module
+from clip_lightning.ops.packed import Linear, PackedWeights, clear_packed, packed_linears
 
 from .helpers import TINY_RN, TINY_VIT, random_state_dict
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import clip_lightning as clip
-from clip_lightning import loading
-from clip_lightning.loading import CheckpointError, DownloadError, download
+from clip_lightning.models import loading
+from clip_lightning.models.loading import CheckpointError, DownloadError, download
 
 from .conftest import FileServer
 from .helpers import TINY_RN, TINY_VIT, random_state_dict, save_torchscript

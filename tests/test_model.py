@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import clip_lightning as clip
-from clip_lightning.model import CLIP, MODEL_CONFIGS, CLIPConfig, build_model, config_from_state_dict
+from clip_lightning.models.model import CLIP, MODEL_CONFIGS, CLIPConfig, build_model, config_from_state_dict
 
 from .helpers import TINY_RN, TINY_VIT, oracle_model, random_state_dict
 

@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 
 from clip_lightning import CLIPDataModule, CLIPEvaluator, LinearProbe
 from clip_lightning.errors import ConfigError
-from clip_lightning.probe import exhaustive_c, fit_logistic, linear_probe, search_c, validation_score
+from clip_lightning.probe.protocol import exhaustive_c, fit_logistic, linear_probe, search_c, validation_score
 
 from .helpers import TINY_VIT, oracle_model, random_state_dict
 
@@ -69,7 +69,7 @@ def test_training_labels_that_miss_classes_are_refused_before_any_fit(
     def no_fit(*args: object, **kwargs: object) -> None:
         raise AssertionError("fitted before the labels were checked")
 
-    monkeypatch.setattr("clip_lightning.probe.fit_logistic", no_fit)
+    monkeypatch.setattr("clip_lightning.probe.protocol.fit_logistic", no_fit)
     x, y = load_digits(return_X_y=True)
     head = np.isin(y, [0, 1])  # what a class-ordered split cut short holds
     with pytest.raises(ConfigError, match="val features hold 8 classes that its train features lack"):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import clip_lightning as clip
-from clip_lightning.tokenizer import SimpleTokenizer, tokenize
+from clip_lightning.models.tokenizer import SimpleTokenizer, tokenize
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

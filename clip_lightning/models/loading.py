@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from .errors import CheckpointError, DownloadError, ModelNotFoundError
+from ..errors import CheckpointError, DownloadError, ModelNotFoundError
 from .model import CLIP, build_model, config_from_state_dict, convert_weights
 from .transform import image_transform
 

@@ -9,17 +9,17 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from .datamodule import CLIPDataModule, clip_datamodule
-from .distributed import gather_by_index
-from .errors import ConfigError
-from .linear import PackedWeights
-from .loading import checkpoint_sha256, load, resolve_checkpoint
-from .metrics import classification_metrics, confusion_matrix
-from .model import CLIP, MODEL_CONFIGS, ModifiedResNet, _on_rows
-from .prompts import dataset_prompts, known_prompt_datasets, read_list
-from .reporting import log_figures, print_summary, results_dir, write_predictions, write_results
-from .transform import image_transform, transform_resolution
-from .zeroshot import build_zero_shot_classifier
+from ..datamodule import CLIPDataModule, clip_datamodule
+from ..datasets.prompts import dataset_prompts, known_prompt_datasets, read_list
+from ..distributed import gather_by_index
+from ..errors import ConfigError
+from ..metrics import classification_metrics, confusion_matrix
+from ..models.loading import checkpoint_sha256, load, resolve_checkpoint
+from ..models.model import CLIP, MODEL_CONFIGS, ModifiedResNet, _on_rows
+from ..models.transform import image_transform, transform_resolution
+from ..ops.packed import PackedWeights
+from ..reporting import log_figures, print_summary, results_dir, write_predictions, write_results
+from .classifier import build_zero_shot_classifier
 
 __all__ = ["CLIPEvaluator"]
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .linear import Linear, PackedWeights
+from ..ops.packed import Linear, PackedWeights
 
 __all__ = [
     "CLIP",

@@ -12,8 +12,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
-from .errors import ConfigError
-from .metrics import classification_metrics
+from ..errors import ConfigError
+from ..metrics import classification_metrics
 
 __all__ = ["ProbeResult", "check_classes", "fit_logistic", "linear_probe", "search_c", "validation_score"]
 

@@ -69,7 +69,7 @@ class SimpleTokenizer:
 
     def __init__(self, bpe_path: str | None = None) -> None:
         if bpe_path is None:
-            raw = resources.files("clip_lightning").joinpath("data").joinpath(VOCAB_FILE).read_bytes()
+            raw = resources.files("clip_lightning").joinpath("models").joinpath(VOCAB_FILE).read_bytes()
         else:
             with open(bpe_path, "rb") as f:
                 raw = f.read()

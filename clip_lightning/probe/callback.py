@@ -13,13 +13,13 @@ import torch.distributed as dist
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 
-from .datamodule import clip_datamodule
-from .distributed import in_process_group
-from .errors import ConfigError, UserError
-from .evaluator import CLIPEvaluator
-from .feature_cache import FeatureCache, dataset_fingerprint
-from .probe import ProbeResult, linear_probe
-from .reporting import add_figure
+from ..datamodule import clip_datamodule
+from ..distributed import in_process_group
+from ..errors import ConfigError, UserError
+from ..reporting import add_figure
+from ..tasks.zeroshot import CLIPEvaluator
+from .cache import FeatureCache, dataset_fingerprint
+from .protocol import ProbeResult, linear_probe
 
 __all__ = ["LinearProbe"]
 

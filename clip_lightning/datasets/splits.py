@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Subset
 
-from .errors import ConfigError, DatasetNotFoundError, DownloadError, UserError
+from ..errors import ConfigError, DatasetNotFoundError, DownloadError, UserError
 
 __all__ = [
     "DATASETS",

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from .tokenizer import tokenize
+from ..models.tokenizer import tokenize
 
 __all__ = ["build_zero_shot_classifier", "format_prompts"]
 

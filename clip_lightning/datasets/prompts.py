@@ -8,7 +8,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["DEFAULT_TEMPLATES", "dataset_prompts", "known_prompt_datasets", "read_list"]
 
@@ -18,7 +18,7 @@ DEFAULT_TEMPLATES = ["a photo of a {}."]
 
 @lru_cache(maxsize=1)
 def _table() -> dict[str, Any]:
-    text = resources.files("clip_lightning").joinpath("data").joinpath("prompts.json").read_text("utf-8")
+    text = resources.files("clip_lightning").joinpath("datasets").joinpath("prompts.json").read_text("utf-8")
     return {k: v for k, v in json.loads(text).items() if not k.startswith("_")}
 
 

@@ -1,0 +1,1 @@
+"""Datasets by name: one registry entry each, split carving, one module per source family."""

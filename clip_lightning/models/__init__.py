@@ -1,0 +1,1 @@
+"""CLIP itself: the architecture, its checkpoints, tokenizer and image transform."""

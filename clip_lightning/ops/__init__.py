@@ -1,0 +1,1 @@
+"""Inference speed-ups that keep the numerics, each with its exactness contract."""

@@ -1,0 +1,1 @@
+"""The linear probe: callback, C search, solvers and the feature cache."""

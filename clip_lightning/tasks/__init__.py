@@ -1,0 +1,1 @@
+"""Tasks on a frozen CLIP backbone: zero-shot classification first."""
