@@ -10,10 +10,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from .models.loading import available_models, load
-from .models.model import CLIP, build_model
-from .models.tokenizer import tokenize
-from .models.transform import image_transform
+from .models import CLIP, available_models, build_model, image_transform, load, tokenize
 from .tasks.classifier import build_zero_shot_classifier
 
 __version__ = "0.1.0"

@@ -27,8 +27,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import resource
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -41,10 +41,8 @@ from PIL import Image
 import clip_lightning as cl
 from clip_lightning import CLIPDataModule, CLIPEvaluator
 from clip_lightning.datasets.prompts import dataset_prompts
-from clip_lightning.models.model import CLIP, MODEL_CONFIGS, build_model
-from clip_lightning.models.transform import image_transform
-from clip_lightning.ops.allocator import keep_freed_memory
-from clip_lightning.ops.packed import packed_linears
+from clip_lightning.models import CLIP, MODEL_CONFIGS, build_model, image_transform
+from clip_lightning.ops import accelerate, keep_freed_memory, packed_linears
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -52,7 +50,27 @@ with warnings.catch_warnings():
     from clip.clip import _transform as openai_transform
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the tokenizer corpus lives in tests/
+
+# Tokenizer inputs of each kind OpenAI's tokenizer treats specially: scripts, emoji, HTML entities,
+# odd whitespace, contractions, special tokens (the tests keep a larger corpus of their own).
+_PIECES = [
+    "a photo of a", "cat", "AIRPLANE", "naïve café", "Crème brûlée", "東京", "こんにちは", "한국어",
+    "Ελληνικά", "русский текст", "العربية", "हिन्दी", "🐱", "👩‍👩‍👧", "🇫🇷", "&amp;", "&lt;b&gt;bold&lt;/b&gt;",
+    "&#39;quoted&#39;", "&nbsp;", "\t", "\r\n", "\u00a0", "\u200b", "3.14159", "2026-11-22", "it's", "we'll",
+    "I'M", "O'Neil", "C++", "#hashtag", "http://example.com/a?b=c", "snake_case", "x²", "½", "ﬁ ligature",
+    "ＦＵＬＬＷＩＤＴＨ", "<|endoftext|>", "mojibake Ã©", "İstanbul",
+]  # fmt: skip
+
+
+def varied_texts(n: int, seed: int) -> list[str]:
+    """``n`` strings joined from ``_PIECES`` with varied separators; every 50th is overlong."""
+    rng = random.Random(seed)
+    texts = []
+    for i in range(n):
+        k = rng.choice([1, 2, 3, 5, 8, 13]) if i % 50 else rng.randint(40, 90)
+        sep = rng.choice([" ", "", "  ", "\t", " \n "])
+        texts.append(sep.join(rng.choice(_PIECES) for _ in range(k)))
+    return texts
 
 
 def timed(fn: Callable[[], object], repeat: int = 1) -> tuple[float, object]:
@@ -130,9 +148,7 @@ def bench_images(
 
 
 def bench_tokenizer() -> dict:
-    from tests.test_tokenizer import _random_texts
-
-    texts = _random_texts(10_000, seed=1)
+    texts = varied_texts(10_000, seed=1)
     cl.tokenize(texts[:10], truncate=True)  # load the vocabulary outside the timing
     openai_clip.tokenize(texts[:10], truncate=True)
     t_ours, _ = timed(lambda: cl.tokenize(texts, truncate=True))
@@ -189,7 +205,7 @@ class _Throughput(L.Callback):
 def bench_model_alone(batch: int, section: str) -> dict:
     """ViT-B/32 ``encode_image`` on random input tensors: img/s and page faults per batch."""
     torch.manual_seed(0)
-    model = CLIP(MODEL_CONFIGS["ViT-B/32"]).eval().requires_grad_(False)
+    model = accelerate(CLIP(MODEL_CONFIGS["ViT-B/32"]).eval()).requires_grad_(False)
     x = torch.randn(batch, 3, 224, 224)
     result = {}
     for precision in ("fp32", "bf16"):
@@ -256,7 +272,7 @@ def bench_data_path(data: Path, n_batches: int, batch: int, out: Path) -> dict:
 def bench_channels_last(batch: int) -> dict:
     """ResNet-50 (random weights) image encoding, channels-last vs contiguous memory format."""
     torch.manual_seed(0)
-    model = CLIP(MODEL_CONFIGS["RN50"]).eval().requires_grad_(False)
+    model = accelerate(CLIP(MODEL_CONFIGS["RN50"]).eval()).requires_grad_(False)
     x = torch.randn(batch, 3, 224, 224)
     rows = {}
     for precision in ("fp32", "bf16"):
@@ -282,7 +298,7 @@ def bench_channels_last(batch: int) -> dict:
 def bench_packed(batch: int) -> dict:
     """Ours with packed oneDNN linears against plain ``F.linear``: ViT-B/32 images and text."""
     torch.manual_seed(0)
-    model = CLIP(MODEL_CONFIGS["ViT-B/32"]).eval().requires_grad_(False)
+    model = accelerate(CLIP(MODEL_CONFIGS["ViT-B/32"]).eval()).requires_grad_(False)
     image = torch.randn(batch, 3, 224, 224)
     text = cl.tokenize([f"a photo of a number {i}, a type of thing." for i in range(4 * batch)])
     result = {}

@@ -26,10 +26,10 @@ import numpy as np
 import torch
 from torchvision.datasets import ImageFolder
 
+from clip_lightning.datasets import MNISTFiles
 from clip_lightning.datasets.prompts import dataset_prompts
-from clip_lightning.datasets.splits import MNISTFiles
-from clip_lightning.models.model import CLIP, MODEL_CONFIGS
-from clip_lightning.models.transform import image_transform
+from clip_lightning.models import CLIP, MODEL_CONFIGS, image_transform
+from clip_lightning.ops import accelerate
 from clip_lightning.probe.protocol import fit_logistic
 from clip_lightning.tasks.classifier import build_zero_shot_classifier
 
@@ -74,7 +74,7 @@ def run_seed(
     """``(model, task) -> (bf16 - fp32 accuracy in points, predictions changed)`` for one seed."""
     x_train, y_train, x_test, y_test = data
     torch.manual_seed(seed)
-    ours = CLIP(MODEL_CONFIGS["ViT-B/32"]).eval().requires_grad_(False)
+    ours = accelerate(CLIP(MODEL_CONFIGS["ViT-B/32"]).eval()).requires_grad_(False)
     built: dict[str, torch.nn.Module] = {"ours": ours}
     if "original" in models:
         state = {k: v.clone() for k, v in ours.state_dict().items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import warnings
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from clip_lightning.models.model import CLIP, CLIPConfig
+from clip_lightning.models import CLIP, CLIPConfig
 
 TINY_VIT = CLIPConfig(
     embed_dim=32,
@@ -100,3 +101,108 @@ def make_image_folder(root: Path, classes: list[str], per_split: dict[str, int],
                 image = Image.fromarray(pixels)
                 (image.convert("L") if i % 3 == 0 else image).save(folder / f"{i}.png")
     return root
+
+
+def write_idx(path: Path, array: np.ndarray, gz: bool) -> None:
+    """An idx file as LeCun's: magic 0x0800 + ndim, big-endian dimensions, unsigned bytes."""
+    import gzip  # only the MNIST tests need it
+
+    data = bytes([0, 0, 8, array.ndim]) + np.asarray(array.shape, ">u4").tobytes() + array.tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if gz:
+        path = path.with_name(path.name + ".gz")
+        data = gzip.compress(data)
+    path.write_bytes(data)
+
+
+# Tokenizer corpus: every input class that OpenAI's tokenizer treats specially.
+PIECES = [
+    "a photo of a",
+    "cat",
+    "Dog",
+    "AIRPLANE",
+    "naïve",
+    "café",
+    "Crème brûlée",
+    "Ångström",
+    "São Paulo",
+    "東京",
+    "北京大学",
+    "こんにちは",
+    "한국어",
+    "Ελληνικά",
+    "русский текст",
+    "עברית",
+    "العربية",
+    "हिन्दी",
+    "🐱",
+    "🚀🚀",
+    "👩‍👩‍👧",
+    "🇫🇷",
+    "&amp;",
+    "&lt;b&gt;bold&lt;/b&gt;",
+    "&#39;quoted&#39;",
+    "&amp;amp;",
+    "&nbsp;",
+    "&quot;",
+    "  ",
+    "\t",
+    "\n\n",
+    "\r\n",
+    "\u00a0",
+    "\u2003",
+    "\u200b",
+    "0",
+    "42",
+    "3.14159",
+    "1,000,000",
+    "2026-11-22",
+    "it's",
+    "we'll",
+    "they've",
+    "I'M",
+    "don't",
+    "you'd",
+    "O'Neil",
+    "e-mail",
+    "C++",
+    "#hashtag",
+    "@user",
+    "http://example.com/a?b=c",
+    "snake_case",
+    "CamelCaseWord",
+    "x²",
+    "½",
+    "№",
+    "™",
+    "©",
+    "—",
+    "…",
+    "<|startoftext|>",
+    "<|endoftext|>",
+    "\\",
+    "{}",
+    "[x]",
+    "(a)",
+    "!!!",
+    "???",
+    "mojibake Ã©",
+    "ﬁ ligature",
+    "ＦＵＬＬＷＩＤＴＨ",
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    "Zürich",
+    "Øresund",
+    "ß",
+    "İstanbul",
+]
+
+
+def random_texts(n: int, seed: int = 0) -> list[str]:
+    """``n`` varied strings from ``PIECES``: scripts, emoji, HTML entities, odd whitespace, overlong ones."""
+    rng = random.Random(seed)
+    texts = []
+    for i in range(n):
+        k = rng.choice([1, 2, 3, 5, 8, 13]) if i % 50 else rng.randint(40, 90)  # some overlong ones
+        sep = rng.choice([" ", "", "  ", "\t", " \n "])
+        texts.append(sep.join(rng.choice(PIECES) for _ in range(k)))
+    return texts

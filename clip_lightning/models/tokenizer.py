@@ -1,7 +1,7 @@
 """Byte-level BPE tokenizer with CLIP's 49,408-token vocabulary.
 
-The vocabulary file ships inside the package (``clip_lightning/data``). Token ids are
-identical to OpenAI's ``clip.tokenize``; see ``tests/test_tokenizer.py``.
+The vocabulary file ships beside this module (``clip_lightning/models``). Token ids are
+identical to OpenAI's ``clip.tokenize``; see ``tests/models/test_tokenizer.py``.
 """
 
 from __future__ import annotations

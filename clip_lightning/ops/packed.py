@@ -4,9 +4,13 @@
 and in fp32 it goes to MKL, which runs a narrower code path on some CPUs (AMD EPYC here: about
 170 GFLOP/s against oneDNN's 340). Inference repeats the same weights batch after batch, so each
 weight is packed once per dtype into oneDNN's layout and kept, and the product runs in oneDNN.
-Training (anything that needs a gradient), other devices, TorchScript, ``torch.compile`` and
-dtypes other than fp32 and bf16 take ``F.linear`` unchanged. bf16 results are bitwise those of
-``F.linear``; fp32 ones differ only in summation order (relative 1e-6).
+
+Exactness contract: bf16 results are bitwise those of ``F.linear``; fp32 ones differ only in
+summation order (relative ~1e-6). Anything that needs a gradient, non-x86 CPUs, GPUs and other
+devices, TorchScript, ``torch.compile`` and dtypes other than fp32 and bf16 (fp16) take
+``F.linear`` unchanged (:func:`packing_available` says whether this machine has the path at all).
+The fused QuickGELU of :mod:`clip_lightning.ops.inference` (scales and a swish post-op) is the
+one use that is not bitwise: it rounds once where the plain path rounds three times.
 """
 
 from __future__ import annotations
@@ -21,9 +25,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-_USABLE = platform.machine().lower() in {"x86_64", "amd64"} and torch.backends.mkldnn.is_available()
+__all__ = ["PackedLinear", "PackedWeights", "clear_packed", "packed_linears", "packing_available"]
+
+_PLATFORM_OK = platform.machine().lower() in {"x86_64", "amd64"} and torch.backends.mkldnn.is_available()
 _enabled = True
 _Entry = tuple["weakref.ref[torch.Tensor]", tuple[Any, ...], torch.Tensor]
+
+
+def packing_available() -> bool:
+    """Whether this machine has the packed path (an x86 CPU and a torch built with oneDNN)."""
+    return _PLATFORM_OK
 
 
 @contextlib.contextmanager
@@ -66,7 +77,12 @@ class PackedWeights:
     def __reduce__(self) -> tuple[type[PackedWeights], tuple[()]]:
         return (PackedWeights, ())
 
+    def __len__(self) -> int:
+        """Number of packed copies held (one per weight and dtype)."""
+        return len(self._entries)
+
     def clear(self) -> None:
+        """Drop every packed copy; each is packed again on its next use."""
         self._entries.clear()
 
     def linear(
@@ -110,7 +126,7 @@ class PackedWeights:
     @staticmethod
     def usable(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.dtype | None:
         """The dtype the packed path would compute ``F.linear(x, weight, bias)`` in, or None."""
-        if not (_USABLE and _enabled) or x.device.type != "cpu" or weight.device.type != "cpu":
+        if not (_PLATFORM_OK and _enabled) or x.device.type != "cpu" or weight.device.type != "cpu":
             return None
         if x.numel() == 0 or x.dim() < 2:
             return None
@@ -131,8 +147,13 @@ def clear_packed(model: nn.Module) -> None:
                 value.clear()
 
 
-class Linear(nn.Linear):
-    """``nn.Linear`` (same parameters and state dict) whose inference uses a packed weight."""
+class PackedLinear(nn.Linear):
+    """``nn.Linear`` (same parameters and state dict) whose inference uses a packed weight.
+
+    :func:`clip_lightning.ops.accelerate` turns a model's ``nn.Linear`` layers into these.
+    """
+
+    packed: PackedWeights
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__(in_features, out_features, bias)

@@ -5,27 +5,33 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from clip_lightning.models.model import MLP, VisionTransformer, build_model
-from clip_lightning.ops import packed as linear_module
-from clip_lightning.ops.packed import Linear, PackedWeights, clear_packed, packed_linears
-
-from .helpers import TINY_RN, TINY_VIT, random_state_dict
+from clip_lightning.models import VisionTransformer, build_model
+from clip_lightning.models.model import MLP
+from clip_lightning.ops import (
+    PackedLinear,
+    PackedWeights,
+    accelerate,
+    clear_packed,
+    packed_linears,
+    packing_available,
+)
+from tests.helpers import TINY_RN, TINY_VIT, random_state_dict
 
 needs_packed = pytest.mark.skipif(
-    not linear_module._USABLE, reason="the packed oneDNN path exists on x86 CPUs with oneDNN only"
+    not packing_available(), reason="the packed oneDNN path exists on x86 CPUs with oneDNN only"
 )
 
 
-def _layer(in_features: int = 24, out_features: int = 40) -> Linear:
+def _layer(in_features: int = 24, out_features: int = 40) -> PackedLinear:
     torch.manual_seed(0)
-    layer = Linear(in_features, out_features)
+    layer = PackedLinear(in_features, out_features)
     with torch.no_grad():
         layer.bias.normal_()
     return layer
 
 
-def _cached(layer: Linear) -> int:
-    return len(layer.packed._entries)
+def _cached(layer: PackedLinear | VisionTransformer) -> int:
+    return len(layer.packed)
 
 
 @needs_packed
@@ -108,7 +114,7 @@ def test_copies_and_pickles_drop_the_cache() -> None:
 @needs_packed
 def test_scales_and_swish_fold_quickgelu() -> None:
     torch.manual_seed(1)
-    mlp, x = MLP(16), torch.randn(9, 16)
+    mlp, x = accelerate(MLP(16)), torch.randn(9, 16)
     with torch.no_grad():
         for param in mlp.parameters():
             param.normal_(std=0.5)

@@ -7,13 +7,13 @@ import sys
 import pytest
 
 import clip_lightning.cli
-from clip_lightning.ops.allocator import keep_freed_memory
+from clip_lightning.ops import keep_freed_memory
 
 # A forward pass in miniature: activation-sized buffers allocated, touched and freed, batch after
 # batch. Prints the page faults of three batches after three warm-up ones (the steady state).
 _SCRIPT = """
 import resource, sys, torch
-from clip_lightning.ops.allocator import keep_freed_memory
+from clip_lightning.ops import keep_freed_memory
 applied = keep_freed_memory() if sys.argv[1] == "keep" else None
 def batch():
     a = torch.empty(16 << 20).fill_(1.0)  # 64 MiB

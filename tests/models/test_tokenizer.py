@@ -1,111 +1,21 @@
 from __future__ import annotations
 
-import random
 import warnings
 
 import pytest
 import torch
 
 import clip_lightning as clip
-from clip_lightning.models.tokenizer import SimpleTokenizer, tokenize
+from clip_lightning.models import SimpleTokenizer, tokenize
+from tests.helpers import random_texts
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import clip as openai_clip
 
-PIECES = [
-    "a photo of a",
-    "cat",
-    "Dog",
-    "AIRPLANE",
-    "naïve",
-    "café",
-    "Crème brûlée",
-    "Ångström",
-    "São Paulo",
-    "東京",
-    "北京大学",
-    "こんにちは",
-    "한국어",
-    "Ελληνικά",
-    "русский текст",
-    "עברית",
-    "العربية",
-    "हिन्दी",
-    "🐱",
-    "🚀🚀",
-    "👩‍👩‍👧",
-    "🇫🇷",
-    "&amp;",
-    "&lt;b&gt;bold&lt;/b&gt;",
-    "&#39;quoted&#39;",
-    "&amp;amp;",
-    "&nbsp;",
-    "&quot;",
-    "  ",
-    "\t",
-    "\n\n",
-    "\r\n",
-    "\u00a0",
-    "\u2003",
-    "\u200b",
-    "0",
-    "42",
-    "3.14159",
-    "1,000,000",
-    "2026-11-22",
-    "it's",
-    "we'll",
-    "they've",
-    "I'M",
-    "don't",
-    "you'd",
-    "O'Neil",
-    "e-mail",
-    "C++",
-    "#hashtag",
-    "@user",
-    "http://example.com/a?b=c",
-    "snake_case",
-    "CamelCaseWord",
-    "x²",
-    "½",
-    "№",
-    "™",
-    "©",
-    "—",
-    "…",
-    "<|startoftext|>",
-    "<|endoftext|>",
-    "\\",
-    "{}",
-    "[x]",
-    "(a)",
-    "!!!",
-    "???",
-    "mojibake Ã©",
-    "ﬁ ligature",
-    "ＦＵＬＬＷＩＤＴＨ",
-    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-    "Zürich",
-    "Øresund",
-    "ß",
-    "İstanbul",
-]
-
-
-def _random_texts(n: int, seed: int = 0) -> list[str]:
-    rng = random.Random(seed)
-    texts = []
-    for i in range(n):
-        k = rng.choice([1, 2, 3, 5, 8, 13]) if i % 50 else rng.randint(40, 90)  # some overlong ones
-        sep = rng.choice([" ", "", "  ", "\t", " \n "])
-        texts.append(sep.join(rng.choice(PIECES) for _ in range(k)))
-    return texts
-
 
 def test_ids_equal_original_on_10000_varied_strings() -> None:
-    texts = _random_texts(10_000)
+    texts = random_texts(10_000)
     ours = tokenize(texts, truncate=True)
     ref = openai_clip.tokenize(texts, truncate=True)
     mismatches = [t for t, a, b in zip(texts, ours, ref, strict=False) if not torch.equal(a, b.to(a.dtype))]

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from clip_lightning.models.transform import OPENAI_MEAN, OPENAI_STD, image_transform, transform_resolution
+from clip_lightning.models import OPENAI_MEAN, OPENAI_STD, image_transform, transform_resolution
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
