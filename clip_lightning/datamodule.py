@@ -9,15 +9,21 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .datasets.prompts import DEFAULT_TEMPLATES, dataset_prompts, known_prompt_datasets, read_list
-from .datasets.splits import DATASETS, SPLITS, IndexedDataset, build_split, folder_classes
+from .datasets import (
+    DEFAULT_TEMPLATES,
+    SPLITS,
+    DatasetInfo,
+    IndexedDataset,
+    build_split,
+    dataset_prompts,
+    folder_classes,
+    get_dataset_info,
+    read_list,
+)
 from .distributed import in_process_group, raise_on_every_rank
 from .errors import ConfigError, UserError
 
 __all__ = ["CLIPDataModule", "clip_datamodule"]
-
-# Datasets that borrow another's prompts.
-_PROMPT_ALIASES = {"digits": "mnist"}
 
 
 def clip_datamodule(trainer: L.Trainer) -> CLIPDataModule:
@@ -34,8 +40,8 @@ class CLIPDataModule(L.LightningDataModule):
     """A classification dataset as CLIP sees it; batches are ``(image, label, index)``.
 
     Args:
-        dataset: one of ``clip_lightning.datasets.DATASETS`` (``imagefolder`` reads
-            ``root/{train,val,test}/<class>/<image>``; ``digits`` is scikit-learn's bundled set).
+        dataset: a name in ``clip_lightning.datasets.DATASETS`` (docs/datasets.md lists them;
+            ``imagefolder`` reads ``root/{train,val,test}/<class>/<image>``).
         root: where the data is (or is downloaded to).
         download: fetch torchvision datasets that are missing (needs network).
         batch_size: images per batch and process.
@@ -47,7 +53,7 @@ class CLIPDataModule(L.LightningDataModule):
         split_seed: seed of every carved-out split.
         transform: the model's preprocess; the CLI links it from the model, so it cannot
             disagree with the model's resolution.
-        test_splits: splits iterated by ``test`` (a LinearProbe adds train and val).
+        test_splits: splits iterated by ``test`` (default ``["test"]``); see :meth:`set_test_splits`.
     """
 
     def __init__(
@@ -65,8 +71,7 @@ class CLIPDataModule(L.LightningDataModule):
         test_splits: list[str] | None = None,
     ) -> None:
         super().__init__()
-        if dataset not in DATASETS:
-            raise ConfigError(f"unknown dataset {dataset!r}; choose one of {list(DATASETS)}")
+        self._info = get_dataset_info(dataset)  # ConfigError naming the choices when unknown
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         self.dataset = dataset
@@ -79,17 +84,47 @@ class CLIPDataModule(L.LightningDataModule):
         self.val_fraction = val_fraction
         self.split_seed = split_seed
         self.transform = transform
-        self.test_splits = list(test_splits or ["test"])
-        for split in self.test_splits:
-            if split not in SPLITS:
-                raise ConfigError(f"unknown split {split!r} in test_splits; choose from {list(SPLITS)}")
+        self._test_splits: list[str] = []
+        self.set_test_splits(list(test_splits or ["test"]))
         self._splits: dict[str, Dataset] = {}
         self._classnames: list[str] | None = None
         self._prepare_error: UserError | None = None
 
+    # ---- the dataset --------------------------------------------------------------------------
+
+    @property
+    def info(self) -> DatasetInfo:
+        """The dataset's registry entry."""
+        return self._info
+
+    @property
+    def main_metric(self) -> str:
+        """The metric the dataset is reported with (``acc1``, ``mean_per_class_recall``, ...)."""
+        return self._info.main_metric
+
+    @property
+    def test_splits(self) -> list[str]:
+        """The splits ``test`` iterates, in dataloader order (a copy; change it with set_test_splits)."""
+        return list(self._test_splits)
+
+    def set_test_splits(self, splits: list[str]) -> None:
+        """Make ``test`` iterate ``splits`` ("train", "val", "test"), in this order.
+
+        Dataloader ``i`` of a test run is ``splits[i]``; a LinearProbe calls this in its setup
+        to extract train and val features in the same run. Raises ConfigError for an unknown
+        name or an empty list; splits are built when first needed.
+        """
+        if not splits:
+            raise ConfigError(f"test_splits is empty; choose from {list(SPLITS)}")
+        for split in splits:
+            if split not in SPLITS:
+                raise ConfigError(f"unknown split {split!r} in test_splits; choose from {list(SPLITS)}")
+        self._test_splits = list(splits)
+
     # ---- data ---------------------------------------------------------------------------------
 
     def prepare_data(self) -> None:
+        """With ``download``, fetch the train and test data (Lightning runs this on one process per node)."""
         if not self.download:
             return
         try:
@@ -109,6 +144,7 @@ class CLIPDataModule(L.LightningDataModule):
         return self._splits[name]
 
     def setup(self, stage: str | None = None) -> None:
+        """Build the splits ``stage`` reads and check the class names; a failed download stops every rank."""
         if self.download:  # the same on every process, so all of them join this collective
             error, self._prepare_error = self._prepare_error, None
             raise_on_every_rank(error)
@@ -118,7 +154,7 @@ class CLIPDataModule(L.LightningDataModule):
                 "CLIPDataModule(..., transform=preprocess) with preprocess from clip_lightning.load "
                 "(the clip-lightning CLI links it from the model)"
             )
-        needed = {"validate": ["val"], "predict": ["test"]}.get(stage or "test", self.test_splits)
+        needed = {"validate": ["val"], "predict": ["test"]}.get(stage or "test", self._test_splits)
         for name in needed:
             self.split(name)
         _ = self.classnames  # validate class names against the data now, not mid-run
@@ -127,22 +163,17 @@ class CLIPDataModule(L.LightningDataModule):
 
     @property
     def classnames(self) -> list[str]:
+        """The names put into prompts, one per class in label order."""
         if self._classnames is None:
             self._classnames = self._resolve_classnames()
         return self._classnames
-
-    @property
-    def _prompt_source(self) -> str | None:
-        """Whose curated class names and templates this dataset uses (digits: MNIST's)."""
-        name = _PROMPT_ALIASES.get(self.dataset, self.dataset)
-        return name if name in known_prompt_datasets() else None
 
     def _resolve_classnames(self) -> list[str]:
         folder = folder_classes(self.split("test"))
         if self.classnames_spec is not None:
             names = read_list(self.classnames_spec, "classnames")
-        elif self._prompt_source is not None:
-            names = dataset_prompts(self._prompt_source)[0]
+        elif self._info.prompts is not None:
+            names = dataset_prompts(self._info.prompts)[0]
         else:
             assert folder is not None
             names = [c.replace("_", " ") for c in folder]
@@ -155,14 +186,16 @@ class CLIPDataModule(L.LightningDataModule):
 
     @property
     def templates(self) -> list[str]:
+        """The dataset's default prompt templates (``{}`` takes a class name)."""
         if self.templates_spec is not None:
             return read_list(self.templates_spec, "templates")
-        if self._prompt_source is not None:
-            return dataset_prompts(self._prompt_source)[1]
+        if self._info.prompts is not None:
+            return dataset_prompts(self._info.prompts)[1]
         return list(DEFAULT_TEMPLATES)
 
     @property
     def num_classes(self) -> int:
+        """How many classes (the number of class names)."""
         return len(self.classnames)
 
     # ---- loaders ------------------------------------------------------------------------------
@@ -179,11 +212,14 @@ class CLIPDataModule(L.LightningDataModule):
         )
 
     def test_dataloader(self) -> DataLoader | list[DataLoader]:
-        loaders = [self._loader(s) for s in self.test_splits]
+        """One loader per split in ``test_splits`` (a single loader when there is one)."""
+        loaders = [self._loader(s) for s in self._test_splits]
         return loaders[0] if len(loaders) == 1 else loaders
 
     def val_dataloader(self) -> DataLoader:
+        """The "val" split."""
         return self._loader("val")
 
     def predict_dataloader(self) -> DataLoader:
+        """The "test" split."""
         return self._loader("test")

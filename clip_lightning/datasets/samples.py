@@ -1,0 +1,148 @@
+"""What every source family's split is: images with public integer labels, and their identity.
+
+A split is either an :class:`ImageFiles` (one file per sample) or an :class:`ImageArrays`
+(decoded pixels in memory), possibly inside ``torch.utils.data.Subset``s for carved splits.
+Both say what identifies their samples, so the feature cache never needs to know a dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset, Subset
+
+__all__ = [
+    "ImageArrays",
+    "ImageFiles",
+    "IndexedDataset",
+    "LabeledImages",
+    "dataset_fingerprint",
+    "dataset_targets",
+    "folder_classes",
+]
+
+
+class LabeledImages(Dataset):
+    """A split's samples ``(PIL image, label)``, with ``targets`` (one int per sample) and ``classes``.
+
+    ``classes`` is the data's own class list where it has one (None otherwise); class names
+    given by the user are checked against its length.
+    """
+
+    targets: list[int]
+    classes: list[str] | None
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int) -> tuple[Image.Image, int]:
+        raise NotImplementedError
+
+    def identity(self) -> Iterator[bytes]:
+        """Byte strings that change whenever the samples' files, pixels or labels change."""
+        raise NotImplementedError
+
+
+class ImageFiles(LabeledImages):
+    """One image file per sample, decoded to RGB when read (as torchvision's loaders do)."""
+
+    def __init__(self, files: Sequence[str], targets: Sequence[int], classes: Sequence[str] | None) -> None:
+        if len(files) != len(targets):
+            raise ValueError(f"{len(files)} files but {len(targets)} labels")
+        self.files = [os.fspath(f) for f in files]
+        self.targets = [int(t) for t in targets]
+        self.classes = list(classes) if classes is not None else None
+
+    @classmethod
+    def from_image_folder(cls, folder: Any) -> ImageFiles:
+        """From a ``torchvision.datasets.ImageFolder`` (its public ``samples`` and ``classes``)."""
+        return cls(
+            [path for path, _ in folder.samples], [label for _, label in folder.samples], folder.classes
+        )
+
+    def __getitem__(self, i: int) -> tuple[Image.Image, int]:
+        with open(self.files[i], "rb") as f:
+            return Image.open(f).convert("RGB"), self.targets[i]
+
+    def identity(self) -> Iterator[bytes]:
+        # Size and mtime stand in for the pixels: hashing every image would cost a full read.
+        for path, label in zip(self.files, self.targets, strict=True):
+            st = os.stat(path)
+            yield f"{os.path.abspath(path)}|{label}|{st.st_size}|{st.st_mtime_ns}\n".encode()
+
+
+class ImageArrays(LabeledImages):
+    """Decoded uint8 images in memory, ``(N, H, W)`` grey or ``(N, H, W, 3)`` RGB."""
+
+    def __init__(self, images: np.ndarray, targets: Sequence[int], classes: Sequence[str] | None) -> None:
+        if len(images) != len(targets):
+            raise ValueError(f"{len(images)} images but {len(targets)} labels")
+        self.images = images
+        self.targets = [int(t) for t in targets]
+        self.classes = list(classes) if classes is not None else None
+
+    def __getitem__(self, i: int) -> tuple[Image.Image, int]:
+        return Image.fromarray(self.images[i]), self.targets[i]
+
+    def identity(self) -> Iterator[bytes]:
+        yield np.ascontiguousarray(self.images).tobytes()
+        yield repr(self.targets).encode()
+
+
+def dataset_fingerprint(dataset: Dataset) -> str:
+    """A digest of a split's samples (which files with size and mtime, or which pixels, and labels).
+
+    Raises TypeError for a dataset that is neither a :class:`LabeledImages` nor a Subset of one:
+    a cache keyed on what it cannot see could be stale.
+    """
+    digest = hashlib.sha256(type(dataset).__name__.encode())
+    if isinstance(dataset, Subset):
+        digest.update(dataset_fingerprint(dataset.dataset).encode())
+        digest.update(np.asarray(dataset.indices, dtype=np.int64).tobytes())
+        return digest.hexdigest()
+    if not isinstance(dataset, LabeledImages):
+        raise TypeError(f"cannot fingerprint a {type(dataset).__name__}; expected LabeledImages or a Subset")
+    for part in dataset.identity():
+        digest.update(part)
+    digest.update(str(len(dataset)).encode())
+    return digest.hexdigest()
+
+
+def dataset_targets(dataset: Dataset) -> list[int]:
+    """Integer labels of every sample, read without decoding images where the dataset allows."""
+    if isinstance(dataset, Subset):
+        parent = dataset_targets(dataset.dataset)
+        return [parent[i] for i in dataset.indices]
+    targets = getattr(dataset, "targets", None)
+    if targets is not None:
+        return [int(t) for t in targets]
+    return [int(dataset[i][1]) for i in range(len(dataset))]  # type: ignore[arg-type]
+
+
+def folder_classes(dataset: Dataset) -> list[str] | None:
+    """The data's own class list (through Subsets), or None when it has none."""
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    classes = getattr(dataset, "classes", None)
+    return list(classes) if classes is not None else None
+
+
+class IndexedDataset(Dataset):
+    """Applies ``transform`` and yields ``(image, label, index)``; ``index`` is the position in the split."""
+
+    def __init__(self, dataset: Dataset, transform: Callable[[Any], torch.Tensor]) -> None:
+        self.dataset = dataset
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        image, label = self.dataset[index]
+        return self.transform(image), int(label), index
