@@ -15,7 +15,15 @@ import torch
 
 from .metrics import per_class_recall
 
-__all__ = ["log_figures", "print_summary", "results_dir", "write_predictions", "write_results"]
+__all__ = [
+    "add_figure",
+    "log_figures",
+    "log_probe_search",
+    "print_summary",
+    "results_dir",
+    "write_predictions",
+    "write_results",
+]
 
 
 def results_dir(trainer: L.Trainer) -> str:
@@ -123,3 +131,25 @@ def log_figures(
     add_figure(trainer, f"{stage}/per_class_accuracy", bar_fig)
     plt.close(cm_fig)
     plt.close(bar_fig)
+
+
+def log_probe_search(trainer: L.Trainer, folder: str, scores: dict[float, float], chosen: float) -> None:
+    """The linear probe's validation accuracy against C: to TensorBoard and as a PNG. Rank 0 only."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cs = sorted(scores)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(cs, [scores[c] * 100 for c in cs], "o-")
+    ax.axvline(chosen, color="gray", linestyle="--", label=f"chosen C = {chosen:.3g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("C (inverse L2 regularization)")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.legend()
+    fig.tight_layout()
+    os.makedirs(folder, exist_ok=True)
+    fig.savefig(os.path.join(folder, "linear_probe_search.png"), dpi=80)
+    add_figure(trainer, "test/linear_probe_search", fig)
+    plt.close(fig)

@@ -9,36 +9,10 @@ import tempfile
 from typing import Any
 
 import numpy as np
-from torch.utils.data import Dataset, Subset
 
-__all__ = ["FeatureCache", "dataset_fingerprint"]
+__all__ = ["FeatureCache"]
 
 _FORMAT = 1
-
-
-def dataset_fingerprint(dataset: Dataset) -> str:
-    """A digest of a split's samples: which files (with size and mtime) or which pixels, and labels."""
-    digest = hashlib.sha256(type(dataset).__name__.encode())
-    if isinstance(dataset, Subset):
-        digest.update(dataset_fingerprint(dataset.dataset).encode())
-        digest.update(np.asarray(dataset.indices, dtype=np.int64).tobytes())
-        return digest.hexdigest()
-    samples = getattr(dataset, "samples", None)
-    if samples is not None:  # image folders: paths, labels and file identity
-        for path, label in samples:
-            st = os.stat(path)
-            digest.update(f"{os.path.abspath(path)}|{label}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-        return digest.hexdigest()
-    for attr in ("data", "images"):  # in-memory arrays (CIFAR, MNIST, digits)
-        array = getattr(dataset, attr, None)
-        if array is not None:
-            digest.update(np.ascontiguousarray(np.asarray(array)).tobytes())
-    for attr in ("targets", "labels", "_labels", "_image_files"):
-        values = getattr(dataset, attr, None)
-        if values is not None:
-            digest.update(repr(list(values)).encode())
-    digest.update(str(len(dataset)).encode())  # type: ignore[arg-type]
-    return digest.hexdigest()
 
 
 class FeatureCache:

@@ -1,4 +1,4 @@
-"""LinearProbe: a callback that hands gathered frozen features to scikit-learn."""
+"""LinearProbe: a callback that fits a linear probe on a task's frozen image features."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 
 from ..datamodule import clip_datamodule
+from ..datasets import dataset_fingerprint
 from ..distributed import in_process_group
 from ..errors import ConfigError, UserError
-from ..reporting import add_figure
-from ..tasks.zeroshot import CLIPEvaluator
-from .cache import FeatureCache, dataset_fingerprint
+from ..reporting import log_probe_search
+from ..tasks.base import FrozenBackboneTask
+from .cache import FeatureCache
 from .protocol import ProbeResult, linear_probe
 
 __all__ = ["LinearProbe"]
@@ -60,7 +61,7 @@ class LinearProbe(Callback):
 
     # ---- set-up: which splits to extract -----------------------------------------------------
 
-    def _cache_key(self, trainer: L.Trainer, module: CLIPEvaluator, split: str) -> dict[str, Any]:
+    def _cache_key(self, trainer: L.Trainer, module: FrozenBackboneTask, split: str) -> dict[str, Any]:
         dm = clip_datamodule(trainer)
         return {
             "checkpoint": module.checkpoint_id,
@@ -76,9 +77,11 @@ class LinearProbe(Callback):
         }
 
     @staticmethod
-    def _evaluator(pl_module: L.LightningModule) -> CLIPEvaluator:
-        if not isinstance(pl_module, CLIPEvaluator):
-            raise ConfigError(f"LinearProbe works with CLIPEvaluator, not {type(pl_module).__name__}")
+    def _evaluator(pl_module: L.LightningModule) -> FrozenBackboneTask:
+        if not isinstance(pl_module, FrozenBackboneTask):
+            raise ConfigError(
+                f"LinearProbe works with a frozen-backbone task such as CLIPEvaluator, not {type(pl_module).__name__}"
+            )
         return pl_module
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -86,7 +89,6 @@ class LinearProbe(Callback):
             return
         module = self._evaluator(pl_module)
         dm = clip_datamodule(trainer)
-        module.feature_kind = self.feature_kind
         cached: dict[str, dict[str, np.ndarray]] = {}
         if self.cache is not None and trainer.is_global_zero:
             for split in ("train", "val"):  # the test split is always run (zero-shot needs it)
@@ -98,8 +100,8 @@ class LinearProbe(Callback):
         hits = trainer.strategy.broadcast(sorted(cached))
         self._cached = cached
         extract = [s for s in self.splits if s not in hits]
-        module.feature_splits = set(extract)
-        dm.test_splits = extract
+        module.request_features(extract, self.feature_kind)
+        dm.set_test_splits(extract)
         if in_process_group():
             # Its own group with its own timeout: waiting for a long fit must not hit the
             # process group's default (30 min) timeout.
@@ -108,7 +110,7 @@ class LinearProbe(Callback):
     # ---- after extraction: fit on rank 0, share the result -----------------------------------
 
     def _features(
-        self, trainer: L.Trainer, module: CLIPEvaluator, split: str
+        self, trainer: L.Trainer, module: FrozenBackboneTask, split: str
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """This split's (features, labels) on rank 0 (None elsewhere); a collective when extracted."""
         if split in self._cached:
@@ -148,19 +150,16 @@ class LinearProbe(Callback):
         for key, value in result.metrics.items():
             # max of identical values is exact (a mean over processes may round)
             module.log(f"test/{key}", value, sync_dist=True, reduce_fx="max")
-        module.extra_results.setdefault("metrics", {}).update(result.metrics)
-        module.extra_results.update(
-            {
-                "linear_probe": {
-                    "C": result.C,
-                    "C_searched": self.C is None,
-                    "feature_kind": self.feature_kind,
-                    "search": {f"{10**e:.6g}": list(s) for e, s in sorted(result.search.items())},
-                }
-            }
-        )
+        details = {
+            "C": result.C,
+            "C_searched": self.C is None,
+            "feature_kind": self.feature_kind,
+            "search": {f"{10**e:.6g}": list(s) for e, s in sorted(result.search.items())},
+        }
+        module.add_results("linear_probe", result.metrics, linear_probe=details)
         if trainer.is_global_zero and result.search:
-            self._log_search(trainer, module.log_folder, result)
+            scores = {10**e: s[0] for e, s in result.search.items()}
+            log_probe_search(trainer, module.log_folder, scores, result.C)
 
     def _fit(self, data: dict[str, Any], num_classes: int) -> ProbeResult:
         from tqdm import tqdm
@@ -182,24 +181,3 @@ class LinearProbe(Callback):
             )
         rank_zero_info(f"LinearProbe: C = {result.C:.4g}, test top-1 {result.metrics['lp_acc1']:.4f}")
         return result
-
-    @staticmethod
-    def _log_search(trainer: L.Trainer, folder: str, result: ProbeResult) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        exponents = sorted(result.search)
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ax.plot([10**e for e in exponents], [result.search[e][0] * 100 for e in exponents], "o-")
-        ax.axvline(result.C, color="gray", linestyle="--", label=f"chosen C = {result.C:.3g}")
-        ax.set_xscale("log")
-        ax.set_xlabel("C (inverse L2 regularization)")
-        ax.set_ylabel("validation accuracy (%)")
-        ax.legend()
-        fig.tight_layout()
-        os.makedirs(folder, exist_ok=True)
-        fig.savefig(os.path.join(folder, "linear_probe_search.png"), dpi=80)
-        add_figure(trainer, "test/linear_probe_search", fig)
-        plt.close(fig)

@@ -1,15 +1,23 @@
-"""Zero-shot classifier weights from class names x prompt templates."""
+"""Zero-shot classifier weights from class names x prompt templates, and the logits they give."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import torch
 
 from ..models.tokenizer import tokenize
+from ..ops import PackedWeights, on_rows
 
-__all__ = ["build_zero_shot_classifier", "format_prompts"]
+__all__ = [
+    "CLASSIFIERS",
+    "ClassifierCache",
+    "build_zero_shot_classifier",
+    "encode_texts",
+    "format_prompts",
+    "zero_shot_logits",
+]
 
 
 def format_prompts(classnames: Sequence[str], templates: Sequence[str]) -> list[str]:
@@ -64,3 +72,43 @@ def build_zero_shot_classifier(
     per_class = features.view(len(classnames), len(templates), -1).mean(dim=1)
     per_class = per_class / per_class.norm(dim=-1, keepdim=True)
     return per_class.t().contiguous()
+
+
+class ClassifierCache:
+    """Classifier weights per (checkpoint, class names, templates, precision), process-wide.
+
+    Validate and test of one run, and repeated runs in one process (a sweep, a test suite), then
+    encode the prompts once. Holds at most ``size`` classifiers, on CPU.
+    """
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._entries: dict[Hashable, torch.Tensor] = {}
+
+    def get(self, key: Hashable, build: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """The cached classifier of ``key``, built by ``build()`` on a miss."""
+        if key not in self._entries:
+            weights = build()
+            if len(self._entries) >= self.size:
+                self._entries.clear()
+            with torch.inference_mode(False):  # a normal tensor, which can be packed (zero_shot_logits)
+                self._entries[key] = weights.cpu().clone()
+        return self._entries[key]
+
+
+CLASSIFIERS = ClassifierCache()
+
+
+def zero_shot_logits(
+    features: torch.Tensor, classifier: torch.Tensor, scale: torch.Tensor, packed: PackedWeights
+) -> torch.Tensor:
+    """Scaled cosine similarity of image embeddings ``[N, D]`` with classifier columns ``[D, C]``.
+
+    A plain matmul against few classes rounds a row differently by its batch's size and its place
+    in it (DDP batches differ from one process's); the packed product on padded rows does not (and
+    falls back to the matmul off x86 CPUs). ``packed`` holds the classifier's packed copy.
+    """
+    features = features.float()
+    features = features / features.norm(dim=-1, keepdim=True)
+    scale = scale.float()
+    return on_rows(lambda rows: packed.linear("classifier", scale * rows, classifier.t(), None), features)

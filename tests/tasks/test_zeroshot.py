@@ -13,8 +13,7 @@ from sklearn.metrics import balanced_accuracy_score
 from clip_lightning import CLIPDataModule, CLIPEvaluator
 from clip_lightning.datasets.prompts import dataset_prompts
 from clip_lightning.errors import ConfigError
-
-from .helpers import TINY_VIT, oracle_model, random_state_dict
+from tests.helpers import TINY_VIT, oracle_model, random_state_dict
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

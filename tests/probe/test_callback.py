@@ -1,47 +1,61 @@
 from __future__ import annotations
 
 import json
-import os
+import warnings
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+from sklearn.linear_model import LogisticRegression
 
 from clip_lightning import CLIPDataModule, CLIPEvaluator, LinearProbe
-from clip_lightning.probe.cache import FeatureCache
+from tests.helpers import TINY_VIT, oracle_model, random_state_dict
 
-from .helpers import TINY_VIT, random_state_dict
-
-KEY = {"checkpoint": "sha256:abc", "split": "train", "precision": "32-true"}
-
-
-def test_hit_miss_and_changed_key(tmp_path: Path) -> None:
-    cache = FeatureCache(str(tmp_path))
-    assert cache.load(KEY) is None
-    arrays = {"features": np.arange(6, dtype=np.float32).reshape(2, 3), "labels": np.array([1, 0])}
-    cache.save(KEY, arrays)
-    hit = cache.load(KEY)
-    assert hit is not None and np.array_equal(hit["features"], arrays["features"])
-    for change in ({"split": "val"}, {"precision": "bf16-mixed"}, {"checkpoint": "sha256:abd"}):
-        assert cache.load({**KEY, **change}) is None
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from clip.clip import _transform as openai_transform
 
 
-def test_a_killed_write_leaves_nothing_trusted(tmp_path: Path) -> None:
-    cache = FeatureCache(str(tmp_path))
-    # What a run killed mid-write leaves: a temporary file, never read.
-    (tmp_path / ".abc.tmp").write_bytes(b"partial")
-    assert cache.load(KEY) is None
-    # A damaged or foreign file at the key's path is a miss, not a crash nor a hit.
-    Path(cache.path(KEY)).write_bytes(b"garbage")
-    assert cache.load(KEY) is None
-    cache.save(KEY, {"features": np.zeros((1, 2), np.float32)})
-    assert cache.load(KEY) is not None
-    # A file whose stored key differs (e.g. a hash collision or a renamed file) is refused.
-    other = {**KEY, "split": "val"}
-    os.replace(cache.path(KEY), cache.path(other))
-    assert cache.load(other) is None
+@pytest.mark.shared
+@pytest.mark.slow
+def test_probe_on_real_images_matches_original_features(shared_data: Path, tmp_path: Path) -> None:
+    """Random weights, real CIFAR-10 images: well above chance, and within 0.5 points of the
+    original model code's features fitted by scikit-learn at the chosen C."""
+    sd = random_state_dict(TINY_VIT, seed=11)
+    torch.save(sd, tmp_path / "tiny.pt")
+    root = shared_data / "cifar10-subset"
+    evaluator = CLIPEvaluator(name=str(tmp_path / "tiny.pt"), zero_shot=False)
+    dm = CLIPDataModule(
+        "imagefolder", root=str(root), batch_size=256, num_workers=2, transform=evaluator.preprocess
+    )
+    probe = LinearProbe(feature_kind="projected")
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, callbacks=[probe])
+    metrics = trainer.test(evaluator, dm, verbose=False)[0]
+    C = evaluator.results().to_json()["linear_probe"]["C"]
+    assert metrics["test/lp_acc1"] > 0.25  # chance is 0.10
+
+    ref = oracle_model(sd)
+    transform = openai_transform(ref.visual.input_resolution)
+
+    def features(split: str) -> tuple[np.ndarray, np.ndarray]:
+        files = sorted((root / split).glob("*/*.png"))
+        classes = sorted(p.name for p in (root / split).iterdir())
+        labels = np.array([classes.index(f.parent.name) for f in files])
+        with torch.no_grad():
+            feats = torch.cat(
+                [
+                    ref.encode_image(torch.stack([transform(Image.open(f)) for f in files[i : i + 512]]))
+                    for i in range(0, len(files), 512)
+                ]
+            )
+        return feats.numpy(), labels
+
+    (x_train, y_train), (x_test, y_test) = features("train"), features("test")
+    clf = LogisticRegression(solver="lbfgs", max_iter=1000, random_state=0, C=C).fit(x_train, y_train)
+    assert abs(clf.score(x_test, y_test) - metrics["test/lp_acc1"]) <= 0.005
 
 
 def _run(

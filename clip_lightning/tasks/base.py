@@ -1,0 +1,175 @@
+"""What every task on a frozen CLIP backbone shares: outputs per split, gathering, features, results.
+
+The flow of a run: image -> transform (the backbone's ``preprocess``) -> encoder -> features ->
+task. A task subclasses :class:`FrozenBackboneTask` and implements its steps; callbacks (the
+linear probe) work through the documented methods below, never by writing the task's attributes.
+
+Order of events in ``test``, which is what results rely on (Lightning's loop, whatever the order of
+callback and module hooks within one event): every ``setup`` (callbacks ask for features
+there), the batches, every ``on_test_epoch_end`` (tasks and callbacks add their results there),
+then ``on_test_end``, where results.json is written once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import lightning as L
+import torch
+
+from ..datamodule import clip_datamodule
+from ..distributed import gather_by_index
+from ..errors import ConfigError
+from ..models import image_transform, transform_resolution
+from ..reporting import print_summary, results_dir, write_results
+from .backbone import load_backbone
+from .results import RunResult, TaskResult
+
+__all__ = ["FeatureKind", "FrozenBackboneTask"]
+
+FeatureKind = Literal["projected", "penultimate"]
+
+
+class FrozenBackboneTask(L.LightningModule):
+    """A frozen CLIP model evaluated split by split (``test``, ``validate``, ``predict``).
+
+    Args:
+        name: a name from ``clip_lightning.available_models()`` or a checkpoint path.
+        pretrained: ``False`` builds the named architecture with random weights (offline demos,
+            tests); its accuracy is meaningless and every report says so.
+        download_root: checkpoint cache folder (default ``~/.cache/clip``).
+        seed: seed of the random weights when ``pretrained=False``.
+    """
+
+    # The subclass's own results come first in results.json, before its callbacks'.
+    task_name = "features"
+
+    def __init__(
+        self, name: str = "ViT-B/32", pretrained: bool = True, download_root: str | None = None, seed: int = 0
+    ) -> None:
+        super().__init__()
+        self.backbone_name = name
+        self.pretrained = pretrained
+        self.model, self.checkpoint_id = load_backbone(name, pretrained, download_root, seed)
+        self.preprocess = image_transform(self.model.visual.input_resolution)
+        self.log_folder = "."
+        self._outputs: dict[str, dict[str, list[torch.Tensor]]] = defaultdict(lambda: defaultdict(list))
+        self._feature_splits: frozenset[str] = frozenset()
+        self._feature_kind: FeatureKind = "projected"
+        self._results: dict[str, TaskResult] = {}
+
+    # ---- for callbacks ------------------------------------------------------------------------
+
+    def request_features(self, splits: Iterable[str], kind: FeatureKind) -> None:
+        """Keep image features of ``splits`` (``penultimate``: before the final projection).
+
+        Call it from a callback's ``setup``; :meth:`gathered` returns them under ``"features"``.
+        """
+        if kind not in ("projected", "penultimate"):
+            raise ConfigError(f"feature kind must be 'projected' or 'penultimate', got {kind!r}")
+        self._feature_splits = frozenset(splits)
+        self._feature_kind = kind
+
+    @property
+    def feature_splits(self) -> frozenset[str]:
+        """The splits whose image features are kept (see :meth:`request_features`)."""
+        return self._feature_splits
+
+    def add_results(
+        self, task: str, metrics: dict[str, float], num_samples: int | None = None, **extras: Any
+    ) -> None:
+        """Add ``task``'s metrics (and JSON-able ``extras``, top-level keys of results.json).
+
+        Call it from any ``on_test_epoch_end``; results.json is written after all of them.
+        """
+        self._results[task] = TaskResult(dict(metrics), dict(extras), num_samples)
+
+    def results(self) -> RunResult:
+        """The run's results so far, as results.json will hold them."""
+        dm = clip_datamodule(self.trainer)
+        return RunResult(
+            dataset=dm.dataset,
+            model=self.backbone_name,
+            pretrained="openai" if self.pretrained else "random",
+            checkpoint=self.checkpoint_id,
+            precision=str(self.trainer.precision),
+            world_size=self.trainer.world_size,
+            classnames=list(dm.classnames),
+            templates=self.prompt_templates(),
+            # The task's own results first, then the callbacks' in the order of the callback list
+            # (whichever of their on_test_epoch_end hooks Lightning ran first).
+            tasks=dict(sorted(self._results.items(), key=lambda item: item[0] != self.task_name)),
+        )
+
+    def prompt_templates(self) -> list[str]:
+        """The prompt templates the run used (none for tasks without text prompts)."""
+        return []
+
+    def gathered(self, split: str, *keys: str) -> tuple[torch.Tensor, ...]:
+        """``(index, *values)`` of ``split`` from every process, each index once, in index order.
+
+        A collective: every process must call it.
+        """
+        out = self._outputs[split]
+        tensors = [torch.cat(out[k]) if out[k] else torch.empty(0) for k in ("index", *keys)]
+        return gather_by_index(*tensors, device=self.device)
+
+    # ---- for subclasses -----------------------------------------------------------------------
+
+    def keep(self, split: str, **values: torch.Tensor) -> None:
+        """Keep per-sample ``values`` of this batch (``index`` among them) for :meth:`gathered`."""
+        out = self._outputs[split]
+        for key, value in values.items():
+            out[key].append(value.detach())
+
+    def split_of(self, dataloader_idx: int, stage: str) -> str:
+        """The split a batch of ``stage`` (``test`` or ``val``) comes from."""
+        if stage == "val":
+            return "val"
+        return clip_datamodule(self.trainer).test_splits[dataloader_idx]
+
+    def encode_batch(self, images: torch.Tensor, split: str) -> torch.Tensor:
+        """Projected image embeddings of a batch; keeps the requested features of ``split``."""
+        penultimate = self.model.encode_image(images, projected=False)
+        projected = self.model.visual.project(penultimate)
+        if split in self._feature_splits:
+            kept = projected if self._feature_kind == "projected" else penultimate
+            self.keep(split, features=kept.float())
+        return projected
+
+    # ---- Lightning hooks ----------------------------------------------------------------------
+
+    def setup(self, stage: str) -> None:
+        datamodule = clip_datamodule(self.trainer)
+        resolution = transform_resolution(getattr(datamodule, "transform", None))
+        if resolution != self.model.visual.input_resolution:
+            raise ConfigError(
+                f"the data transform crops to {resolution} px but {self.backbone_name} takes "
+                f"{self.model.visual.input_resolution} px: pass the model's preprocess as the "
+                f"CLIPDataModule's transform (the CLI links it for you)"
+            )
+        self.log_folder = results_dir(self.trainer)  # a collective: resolved here, on every process
+
+    def on_test_start(self) -> None:
+        self._outputs.clear()
+        self._results.clear()
+
+    def on_validation_start(self) -> None:
+        self._outputs.clear()
+
+    def on_predict_start(self) -> None:
+        self._outputs.clear()
+
+    def on_test_end(self) -> None:
+        if self.trainer.is_global_zero:
+            result = self.results()
+            path = write_results(self.log_folder, result.to_json())
+            print_summary(result.to_json(), path)
+
+    def configure_optimizers(self) -> None:
+        raise RuntimeError(
+            f"{type(self).__name__} evaluates a frozen model and has nothing to train: "
+            "run `test`, `validate` or `predict`."
+        )

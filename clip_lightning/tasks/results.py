@@ -1,0 +1,65 @@
+"""The typed record of a run's results, as results.json holds it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["RunResult", "TaskResult"]
+
+
+@dataclass
+class TaskResult:
+    """What one task contributed: metrics (fractions, CLIP_benchmark's names) and JSON-able extras."""
+
+    metrics: dict[str, float]
+    extras: dict[str, Any] = field(default_factory=dict)
+    num_samples: int | None = None
+
+
+@dataclass
+class RunResult:
+    """One run: which model on which data, and each task's results in the order they were added."""
+
+    dataset: str
+    model: str
+    pretrained: str
+    checkpoint: str
+    precision: str
+    world_size: int
+    classnames: list[str]
+    templates: list[str]
+    tasks: dict[str, TaskResult] = field(default_factory=dict)
+
+    @property
+    def task(self) -> str:
+        """CLIP_benchmark's ``task`` field: the tasks joined by ``+`` (``features`` when none)."""
+        return "+".join(self.tasks) or "features"
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Every task's metrics in one mapping (their names do not overlap: ``acc1``, ``lp_acc1``)."""
+        return {k: v for result in self.tasks.values() for k, v in result.metrics.items()}
+
+    @property
+    def num_test_samples(self) -> int | None:
+        return next((r.num_samples for r in self.tasks.values() if r.num_samples is not None), None)
+
+    def to_json(self) -> dict[str, Any]:
+        """results.json's content: CLIP_benchmark's keys first, then the run's details and extras."""
+        out: dict[str, Any] = {
+            "dataset": self.dataset,
+            "model": self.model,
+            "pretrained": self.pretrained,
+            "task": self.task,
+            "metrics": self.metrics,
+            "num_test_samples": self.num_test_samples,
+            "precision": self.precision,
+            "world_size": self.world_size,
+            "checkpoint": self.checkpoint,
+            "classnames": self.classnames,
+            "templates": self.templates,
+        }
+        for result in self.tasks.values():
+            out.update(result.extras)
+        return out

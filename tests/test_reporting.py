@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from clip_lightning.reporting import (
+    log_figures,
+    log_probe_search,
+    print_summary,
+    write_predictions,
+    write_results,
+)
+
+
+class FigureSink:
+    """A logger's ``experiment`` that records the figures it is sent (as TensorBoard's would draw them)."""
+
+    def __init__(self) -> None:
+        self.tags: list[str] = []
+
+    def add_figure(self, tag: str, figure: Any, close: bool = True) -> None:
+        self.tags.append(tag)
+
+
+def test_results_and_predictions_are_written_whole(tmp_path: Path) -> None:
+    path = write_results(str(tmp_path / "run"), {"dataset": "digits", "metrics": {"acc1": 0.5}})
+    assert json.loads(Path(path).read_text()) == {"dataset": "digits", "metrics": {"acc1": 0.5}}
+    values = {"label": torch.tensor([1, 0]), "logits": torch.randn(2, 3, dtype=torch.bfloat16)}
+    path = write_predictions(str(tmp_path / "run"), values, torch.tensor([0, 1]), ["a", "b", "c"])
+    with np.load(path) as data:
+        assert data["logits"].dtype == np.float32 and list(data["classnames"]) == ["a", "b", "c"]
+        np.testing.assert_array_equal(data["index"], [0, 1])
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["predictions.npz", "results.json"]
+
+
+def test_summary_says_when_weights_are_random(capsys: pytest.CaptureFixture[str]) -> None:
+    result = {"task": "zeroshot_classification", "model": "ViT-B/32", "pretrained": "random"}
+    print_summary({**result, "dataset": "digits", "metrics": {"acc1": 0.125}}, "results.json")
+    out = capsys.readouterr().out
+    assert "RANDOM WEIGHTS" in out and "12.50 %" in out
+
+
+def test_figures_go_to_the_logger_and_to_pngs(tmp_path: Path) -> None:
+    sink = FigureSink()
+    trainer: Any = SimpleNamespace(loggers=[SimpleNamespace(experiment=sink)])
+    matrix = torch.tensor([[3, 1], [0, 4]])
+    log_figures(trainer, str(tmp_path), matrix, ["cat", "dog"], "test")
+    log_probe_search(trainer, str(tmp_path), {0.01: 0.5, 1.0: 0.75, 100.0: 0.7}, 1.0)
+    assert sink.tags == ["test/confusion_matrix", "test/per_class_accuracy", "test/linear_probe_search"]
+    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert pngs == ["linear_probe_search.png", "test_confusion_matrix.png", "test_per_class_accuracy.png"]
