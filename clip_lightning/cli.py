@@ -13,7 +13,18 @@ from .ops.allocator import keep_freed_memory
 from .probe.callback import LinearProbe  # noqa: F401  (importable by short name in configs)
 from .tasks.zeroshot import CLIPEvaluator
 
-__all__ = ["CLIPLightningCLI", "main"]
+__all__ = ["TRAINER_DEFAULTS", "CLIPLightningCLI", "main"]
+
+# The trainer block every config shares; a config (or the command line) sets only what differs,
+# e.g. ``trainer.precision`` or ``trainer.logger.init_args.name``.
+TRAINER_DEFAULTS: dict[str, Any] = {
+    "accelerator": "auto",
+    "devices": 1,
+    "logger": {
+        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+        "init_args": {"save_dir": "runs", "name": "clip_lightning"},
+    },
+}
 
 
 class CLIPLightningCLI(LightningCLI):
@@ -41,6 +52,7 @@ def main(args: Any = None) -> None:
             CLIPEvaluator,
             CLIPDataModule,
             save_config_kwargs={"overwrite": True},
+            trainer_defaults=TRAINER_DEFAULTS,
             args=args,
         )
     except UserError as err:

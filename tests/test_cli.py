@@ -1,3 +1,9 @@
+"""The ``clip-lightning`` command, driven by the small configs in ``tests/conf/``.
+
+Runs are in-process where Lightning allows; DDP runs, whose launcher re-runs the command, are
+subprocesses.
+"""
+
 from __future__ import annotations
 
 import json
@@ -5,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +19,41 @@ import pytest
 import torch
 import yaml
 
-from .helpers import TINY_VIT, make_image_folder, random_state_dict
+from clip_lightning.cli import main
+from tests.helpers import TINY_VIT, make_image_folder, random_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]
+CONF = Path(__file__).resolve().parent / "conf"
+Cli = Callable[..., tuple[int, str, str]]
+
+
+def conf(probe: dict | None = None, **data: object) -> list[str]:
+    """Arguments that read ``tests/conf/zeroshot.yaml`` (+ ``probe.yaml``) with these overrides."""
+    args = ["--config", str(CONF / "zeroshot.yaml")]
+    if probe is not None:
+        args += ["--config", str(CONF / "probe.yaml")]
+        args += [
+            f"--trainer.callbacks.init_args.{k}={yaml.safe_dump(v).splitlines()[0]}" for k, v in probe.items()
+        ]
+    return args + [f"--data.{k}={v}" for k, v in data.items()]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """``clip-lightning ARGS`` in this process: ``(exit code, stdout, stderr)``."""
+    monkeypatch.setattr(sys, "argv", ["clip-lightning"])  # pytest's own arguments are not the command's
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
 
 
 def run_cli(
@@ -34,29 +73,9 @@ def run_cli(
 
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
+    """The test's folder (its cwd) with ``tiny.pt``, the checkpoint the configs name."""
     torch.save(random_state_dict(TINY_VIT, seed=3), tmp_path / "tiny.pt")
     return tmp_path
-
-
-def write_config(workdir: Path, probe: dict | None = None, **data: object) -> Path:
-    config = {
-        "trainer": {
-            "accelerator": "cpu",
-            "devices": 1,
-            "enable_progress_bar": False,
-            "logger": {
-                "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-                "init_args": {"save_dir": str(workdir / "runs"), "name": "t"},
-            },
-        },
-        "model": {"name": str(workdir / "tiny.pt")},
-        "data": {"dataset": "digits", "batch_size": 64, "num_workers": 0, **data},
-    }
-    if probe is not None:
-        config["trainer"]["callbacks"] = [{"class_path": "clip_lightning.LinearProbe", "init_args": probe}]
-    path = workdir / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 def free_port() -> int:
@@ -69,9 +88,9 @@ def results(workdir: Path, version: int = 0) -> dict:
     return json.loads((workdir / "runs" / "t" / f"version_{version}" / "results.json").read_text())
 
 
-def test_cli_end_to_end_writes_results_tensorboard_and_figures(workdir: Path) -> None:
-    proc = run_cli("test", "--config", str(write_config(workdir)), cwd=workdir)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def test_cli_end_to_end_writes_results_tensorboard_and_figures(workdir: Path, cli: Cli) -> None:
+    code, out, err = cli("test", *conf())
+    assert code == 0, err[-3000:]
     res = results(workdir)
     assert res["dataset"] == "digits" and res["task"] == "zeroshot_classification"
     assert set(res["metrics"]) == {"acc1", "acc5", "mean_per_class_recall"}
@@ -82,20 +101,19 @@ def test_cli_end_to_end_writes_results_tensorboard_and_figures(workdir: Path) ->
     run = workdir / "runs" / "t" / "version_0"
     assert list(run.glob("events.out.tfevents.*"))
     assert (run / "test_confusion_matrix.png").is_file() and (run / "test_per_class_accuracy.png").is_file()
-    assert "acc1" in proc.stdout
-    assert "Test metric" not in proc.stdout  # Lightning's per-dataloader table is off by default
+    assert "acc1" in out
+    assert "Test metric" not in out  # Lightning's per-dataloader table is off by default
 
 
-def test_print_config(workdir: Path) -> None:
-    proc = run_cli("test", "--config", str(write_config(workdir)), "--print_config", cwd=workdir)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    printed = yaml.safe_load(proc.stdout)
+def test_print_config(workdir: Path, cli: Cli) -> None:
+    code, out, err = cli("test", *conf(), "--print_config")
+    assert code == 0, err[-2000:]
+    printed = yaml.safe_load(out)
     assert printed["data"]["dataset"] == "digits" and printed["model"]["name"].endswith("tiny.pt")
     assert printed["verbose"] is False
-    proc = run_cli(
-        "test", "--config", str(write_config(workdir)), "--verbose", "true", "--print_config", cwd=workdir
-    )
-    assert yaml.safe_load(proc.stdout)["verbose"] is True
+    assert printed["trainer"]["logger"]["init_args"]["save_dir"] == "runs"  # the shared trainer block
+    code, out, _ = cli("test", *conf(), "--verbose", "true", "--print_config")
+    assert yaml.safe_load(out)["verbose"] is True
 
 
 @pytest.mark.parametrize(
@@ -112,19 +130,20 @@ def test_print_config(workdir: Path) -> None:
     ],
     ids=["dataset", "root", "classnames", "model", "checkpoint with random weights"],
 )
-def test_user_errors_are_one_clear_message(workdir: Path, args: list[str], message: str) -> None:
-    proc = run_cli("test", "--config", str(write_config(workdir)), *args, cwd=workdir)
-    assert proc.returncode == 2
-    assert message in proc.stderr
-    assert "Traceback" not in proc.stderr
+def test_user_errors_are_one_clear_message(workdir: Path, cli: Cli, args: list[str], message: str) -> None:
+    code, _, err = cli("test", *conf(), *args)  # any other exception would fail the test here
+    assert code == 2
+    assert message in err
 
 
 @pytest.mark.parametrize("devices", [1, pytest.param(2, marks=pytest.mark.ddp)])
-def test_probe_on_a_class_ordered_split_cut_short_is_one_clear_message(workdir: Path, devices: int) -> None:
+def test_probe_on_a_class_ordered_split_cut_short_is_one_clear_message(
+    workdir: Path, cli: Cli, devices: int
+) -> None:
     """With 2 processes, rank 0 finds the problem and the other must stop with the same message
     (not die on a closed connection, or wait)."""
     root = make_image_folder(workdir / "folder", ["a", "b", "c"], {"train": 6, "test": 2})
-    config = write_config(workdir, probe={"C": 0.316}, dataset="imagefolder", root=str(root), batch_size=2)
+    config = conf(probe={"C": 0.316}, dataset="imagefolder", root=str(root), batch_size=2)
     # 2 batches per process: with 1 process train holds "a", test "a" and "b"; with 2, "a" "b" / "c"
     args = [
         "--trainer.limit_test_batches",
@@ -134,46 +153,64 @@ def test_probe_on_a_class_ordered_split_cut_short_is_one_clear_message(workdir: 
         "--trainer.strategy",
         "ddp",
     ]
-    proc = run_cli("test", "--config", str(config), *args, cwd=workdir)
-    assert proc.returncode == 2
-    assert proc.stderr.count("test features hold 1 class that its train features lack") == devices
-    assert "--trainer.limit_test_batches" in proc.stderr and "Traceback" not in proc.stderr
+    if devices == 1:
+        code, _, err = cli("test", *config, *args)
+    else:
+        proc = run_cli("test", *config, *args, cwd=workdir)
+        code, err = proc.returncode, proc.stderr
+        assert "Traceback" not in err
+    assert code == 2
+    assert err.count("test features hold 1 class that its train features lack") == devices
+    assert "--trainer.limit_test_batches" in err
 
 
-def test_offline_download_is_one_clear_message(workdir: Path, tmp_path: Path) -> None:
-    env = {"CLIP_LIGHTNING_BASE_URL": "http://127.0.0.1:9"}
+def test_offline_download_is_one_clear_message(
+    workdir: Path, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLIP_LIGHTNING_BASE_URL", "http://127.0.0.1:9")
     args = ["--model.name", "RN50", "--model.download_root", str(tmp_path / "cache")]
-    proc = run_cli("test", "--config", str(write_config(workdir)), *args, cwd=workdir, env=env)
-    assert proc.returncode == 2
-    assert "Could not download http://127.0.0.1:9/" in proc.stderr and "Traceback" not in proc.stderr
+    code, _, err = cli("test", *conf(), *args)
+    assert code == 2
+    assert "Could not download http://127.0.0.1:9/" in err
 
 
 @pytest.mark.parametrize("devices", [1, pytest.param(2, marks=pytest.mark.ddp)])
-def test_failed_dataset_download_is_one_clear_message(workdir: Path, devices: int) -> None:
+def test_failed_dataset_download_is_one_clear_message(
+    workdir: Path, cli: Cli, devices: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Only the first process downloads (``prepare_data``); with 2 processes the other must stop
     with the same message, not die at the next barrier on a closed connection."""
-    launcher = workdir / "offline.py"  # a script, so Lightning's DDP launcher re-runs it for rank 1
-    launcher.write_text(
-        "from torchvision.datasets import CIFAR10\n"
-        "CIFAR10.url = 'http://127.0.0.1:9/cifar-10-python.tar.gz'  # nothing listens: as offline\n"
-        "from clip_lightning.cli import main\n"
-        "main()\n"
-    )
+    offline = "http://127.0.0.1:9/cifar-10-python.tar.gz"  # nothing listens: as offline
     args = ["--data.dataset", "cifar10", "--data.root", str(workdir / "data"), "--data.download", "true"]
     ddp = ["--trainer.devices", str(devices), "--trainer.strategy", "ddp"]
-    proc = run_cli("test", "--config", str(write_config(workdir)), *args, *ddp, cwd=workdir, script=launcher)
-    assert proc.returncode == 2, proc.stderr[-3000:]
-    assert proc.stderr.count("clip-lightning: error: cifar10 (train) could not be downloaded") == devices
-    assert "--data.download false" in proc.stderr and "Traceback" not in proc.stderr
+    if devices == 1:
+        from torchvision.datasets import CIFAR10
+
+        monkeypatch.setattr(CIFAR10, "url", offline)
+        code, _, err = cli("test", *conf(), *args, *ddp)
+    else:
+        launcher = workdir / "offline.py"  # a script, so Lightning's DDP launcher re-runs it for rank 1
+        launcher.write_text(
+            "from torchvision.datasets import CIFAR10\n"
+            f"CIFAR10.url = {offline!r}\n"
+            "from clip_lightning.cli import main\n"
+            "main()\n"
+        )
+        proc = run_cli("test", *conf(), *args, *ddp, cwd=workdir, script=launcher)
+        code, err = proc.returncode, proc.stderr
+        assert "Traceback" not in err
+    assert code == 2, err[-3000:]
+    assert err.count("clip-lightning: error: cifar10 (train) could not be downloaded") == devices
+    assert "--data.download false" in err
 
 
 @pytest.mark.shared
-def test_zero_shot_on_mnist_from_its_original_test_files(workdir: Path, shared_data: Path) -> None:
+def test_zero_shot_on_mnist_from_its_original_test_files(workdir: Path, cli: Cli, shared_data: Path) -> None:
     """The original t10k files alone (no train files, no torchvision layout) serve a test run."""
     root = shared_data / "mnist-test"
-    config = write_config(workdir, dataset="mnist", root=str(root), batch_size=100)
-    proc = run_cli("test", "--config", str(config), "--trainer.limit_test_batches", "3", cwd=workdir)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    config = conf(dataset="mnist", root=str(root), batch_size=100)
+    code, _, err = cli("test", *config, "--trainer.limit_test_batches", "3")
+    assert code == 0, err[-3000:]
     res = results(workdir)
     assert res["dataset"] == "mnist" and res["num_test_samples"] == 300
     assert res["classnames"] == [str(i) for i in range(10)]
@@ -189,15 +226,14 @@ def _features(cache: Path) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.ddp
-def test_two_process_ddp_equals_one_process(workdir: Path) -> None:
+def test_two_process_ddp_equals_one_process(workdir: Path, cli: Cli) -> None:
     """Odd test split (359), odd train/val: padding repeats samples; results must not change."""
     single, double = workdir / "cache1", workdir / "cache2"
-    config = write_config(workdir, probe={"C": None, "cache_dir": str(single), "max_iter": 200})
-    proc = run_cli("test", "--config", str(config), cwd=workdir)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    code, _, err = cli("test", *conf(probe={"C": None, "cache_dir": str(single), "max_iter": 200}))
+    assert code == 0, err[-3000:]
     ddp = ["--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu"]
-    config = write_config(workdir, probe={"C": None, "cache_dir": str(double), "max_iter": 200})
-    proc = run_cli("test", "--config", str(config), *ddp, cwd=workdir)
+    config = conf(probe={"C": None, "cache_dir": str(double), "max_iter": 200})
+    proc = run_cli("test", *config, *ddp, cwd=workdir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     one, two = results(workdir, 0), results(workdir, 1)
     assert two["world_size"] == 2 and one["world_size"] == 1
@@ -214,15 +250,15 @@ def predictions(workdir: Path, version: int) -> dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
-def test_predict_writes_what_trainer_predict_returns(workdir: Path) -> None:
+def test_predict_writes_what_trainer_predict_returns(workdir: Path, cli: Cli) -> None:
     import lightning as L
 
     from clip_lightning import CLIPDataModule, CLIPEvaluator
 
-    proc = run_cli("predict", "--config", str(write_config(workdir)), cwd=workdir)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    code, out, err = cli("predict", *conf())
+    assert code == 0, err[-3000:]
     written = predictions(workdir, 0)
-    assert "predictions: 359 images (label, features, logits)" in proc.stdout
+    assert "predictions: 359 images (label, features, logits)" in out
 
     evaluator = CLIPEvaluator(name=str(workdir / "tiny.pt"))
     dm = CLIPDataModule("digits", batch_size=64, num_workers=0, transform=evaluator.preprocess)
@@ -238,15 +274,15 @@ def test_predict_writes_what_trainer_predict_returns(workdir: Path) -> None:
 
 
 @pytest.mark.ddp
-def test_predict_with_two_processes_writes_each_image_once(workdir: Path) -> None:
+def test_predict_with_two_processes_writes_each_image_once(workdir: Path, cli: Cli) -> None:
     """359 test images: the sampler pads one process with a repeat, which the file must not hold.
     Batches of 44 leave last batches of 7 (one process) and 4 rows (each of two), and the two
     processes run one thread each: the logits must not depend on either."""
-    config = str(write_config(workdir, batch_size=44))
-    proc = run_cli("predict", "--config", config, cwd=workdir)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    config = conf(batch_size=44)
+    code, _, err = cli("predict", *config)
+    assert code == 0, err[-3000:]
     ddp = ["--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu"]
-    proc = run_cli("predict", "--config", config, *ddp, cwd=workdir)
+    proc = run_cli("predict", *config, *ddp, cwd=workdir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("predictions: 359 images") == 1  # written and reported by rank 0 only
     one, two = predictions(workdir, 0), predictions(workdir, 1)
@@ -256,12 +292,12 @@ def test_predict_with_two_processes_writes_each_image_once(workdir: Path) -> Non
 
 
 @pytest.mark.ddp
-def test_torchrun_two_processes_equal_one_process(workdir: Path) -> None:
-    config = write_config(workdir)
-    assert run_cli("test", "--config", str(config), cwd=workdir).returncode == 0
+def test_torchrun_two_processes_equal_one_process(workdir: Path, cli: Cli) -> None:
+    config = conf()
+    assert cli("test", *config)[0] == 0
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-         "--master_port", str(free_port()), "-m", "clip_lightning", "test", "--config", str(config),
+         "--master_port", str(free_port()), "-m", "clip_lightning", "test", *config,
          "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"],
         cwd=workdir, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )  # fmt: skip
@@ -271,7 +307,8 @@ def test_torchrun_two_processes_equal_one_process(workdir: Path) -> None:
 
 
 @pytest.mark.parametrize("config", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.stem)
-def test_shipped_configs_parse(config: Path, tmp_path: Path) -> None:
-    proc = run_cli("test", "--config", str(config), "--print_config", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "dataset:" in proc.stdout
+def test_shipped_configs_parse(config: Path, cli: Cli) -> None:
+    code, out, err = cli("test", "--config", str(config), "--print_config")
+    assert code == 0, err[-2000:]
+    printed = yaml.safe_load(out)
+    assert printed["data"]["dataset"] and printed["trainer"]["accelerator"] == "auto"
