@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.distributed as dist
 import yaml
 
 from clip_lightning.cli import main
@@ -45,11 +46,19 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
 
     def run(*args: str) -> tuple[int, str, str]:
         capsys.readouterr()
+        environ = dict(os.environ)
         try:
             main(list(args))
             code = 0
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+        finally:
+            # A run under strategy=ddp leaves a 1-process group listening on MASTER_PORT, which it
+            # also exports: later runs, and subprocesses that inherit it, would find the port taken.
+            if dist.is_available() and dist.is_initialized():
+                dist.destroy_process_group()
+            os.environ.clear()
+            os.environ.update(environ)
         out = capsys.readouterr()
         return code, out.out, out.err
 
