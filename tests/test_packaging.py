@@ -22,8 +22,8 @@ def test_wheel_ships_vocabulary_and_prompts(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("clip_lightning-*.whl")
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
-        vocab = zf.read("clip_lightning/data/bpe_simple_vocab_16e6.txt.gz")
-        assert "clip_lightning/data/prompts.json" in names
+        vocab = zf.read("clip_lightning/models/bpe_simple_vocab_16e6.txt.gz")
+        assert "clip_lightning/datasets/prompts.json" in names
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
         assert "clip-lightning = clip_lightning.cli:main" in zf.read(entry_points).decode()
     assert len(vocab) == 1_356_917
