@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import string
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import torch
 
+from ..errors import ConfigError
 from ..models.tokenizer import tokenize
 from ..ops import PackedWeights, on_rows
 
@@ -14,21 +16,42 @@ __all__ = [
     "CLASSIFIERS",
     "ClassifierCache",
     "build_zero_shot_classifier",
+    "check_template",
     "encode_texts",
     "format_prompts",
     "zero_shot_logits",
 ]
 
 
+def check_template(template: str) -> None:
+    """Refuse a template that is not text with one or more ``{}`` placeholders for the class name.
+
+    ``str.format`` would raise a bare ValueError or KeyError (``{style}``), or silently drop the
+    class name; this says which template and what to write instead.
+    """
+    hint = "write the class name as {} (e.g. 'a photo of a {}.'), and literal braces as {{ and }}"
+    try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+    except ValueError as err:  # a lone brace
+        raise ConfigError(f"template {template!r} is not a valid format string ({err}); {hint}") from None
+    if not fields:
+        raise ConfigError(f"template {template!r} has no '{{}}' placeholder for the class name; {hint}")
+    others = sorted({f"{{{field}}}" for field in fields if field != ""})
+    if others:
+        raise ConfigError(
+            f"template {template!r} uses {', '.join(others)}; the only placeholder is {{}} "
+            f"(CLIP_benchmark's {{c}} too must be written {{}}); {hint}"
+        )
+
+
 def format_prompts(classnames: Sequence[str], templates: Sequence[str]) -> list[str]:
     """All prompts, class-major: ``[t.format(c) for c in classnames for t in templates]``."""
     if not classnames:
-        raise ValueError("classnames is empty")
+        raise ConfigError("classnames is empty")
     if not templates:
-        raise ValueError("templates is empty")
+        raise ConfigError("templates is empty")
     for template in templates:
-        if "{}" not in template:
-            raise ValueError(f"template {template!r} has no '{{}}' placeholder for the class name")
+        check_template(template)
     return [template.format(name) for name in classnames for template in templates]
 
 

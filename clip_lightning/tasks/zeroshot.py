@@ -13,7 +13,7 @@ from ..metrics import classification_metrics, confusion_matrix
 from ..ops import PackedWeights
 from ..reporting import log_figures, write_predictions
 from .base import FrozenBackboneTask
-from .classifier import CLASSIFIERS, build_zero_shot_classifier, zero_shot_logits
+from .classifier import CLASSIFIERS, build_zero_shot_classifier, format_prompts, zero_shot_logits
 
 __all__ = ["CLIPEvaluator"]
 
@@ -31,6 +31,8 @@ class CLIPEvaluator(FrozenBackboneTask):
         zero_shot: compute zero-shot metrics on the test (or val) split.
         text_batch_size: prompts encoded per batch when building the classifier.
         seed: seed of the random weights when ``pretrained=False``.
+        activation, vision_head_width, text_heads: what a bare open_clip state dict's shapes cannot
+            tell (``quick_gelu``/``gelu``, 64, width // 64 by default); they override a folder's config.
     """
 
     task_name = "zeroshot_classification"
@@ -44,8 +46,11 @@ class CLIPEvaluator(FrozenBackboneTask):
         zero_shot: bool = True,
         text_batch_size: int = 256,
         seed: int = 0,
+        activation: str | None = None,
+        vision_head_width: int | None = None,
+        text_heads: int | None = None,
     ) -> None:
-        super().__init__(name, pretrained, download_root, seed)
+        super().__init__(name, pretrained, download_root, seed, activation, vision_head_width, text_heads)
         self.save_hyperparameters()
         self.templates_spec = templates
         self.zero_shot = zero_shot
@@ -61,6 +66,8 @@ class CLIPEvaluator(FrozenBackboneTask):
         datamodule = clip_datamodule(self.trainer)
         self.classnames = list(datamodule.classnames)
         self.templates = self._resolve_templates(datamodule)
+        if self.zero_shot:
+            format_prompts(self.classnames, self.templates)  # a bad template stops here, before any image
 
     def prompt_templates(self) -> list[str]:
         return list(self.templates)
