@@ -11,6 +11,7 @@ from .datamodule import CLIPDataModule
 from .errors import UserError
 from .ops.allocator import keep_freed_memory
 from .probe.callback import LinearProbe  # noqa: F401  (importable by short name in configs)
+from .reporting import check_writable
 from .tasks.zeroshot import CLIPEvaluator
 
 __all__ = ["TRAINER_DEFAULTS", "CLIPLightningCLI", "main"]
@@ -21,7 +22,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "accelerator": "auto",
     "devices": 1,
     "logger": {
-        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+        "class_path": "clip_lightning.reporting.RunLogger",  # TensorBoard; concurrent runs get their own folder
         "init_args": {"save_dir": "runs", "name": "clip_lightning"},
     },
 }
@@ -42,6 +43,24 @@ class CLIPLightningCLI(LightningCLI):
             # been measured on each; `--verbose true` brings it back.
             parser.set_defaults(verbose=False)
         return parser
+
+    def _check_output(self) -> None:
+        """Unwritable log folders fail here, before any work (and before Lightning writes config.yaml)."""
+        for logger in self.trainer.loggers:
+            save_dir = getattr(logger, "save_dir", None)
+            if isinstance(save_dir, str) and "://" not in save_dir:
+                check_writable(save_dir, "the run's logs and results", "--trainer.logger.init_args.save_dir")
+        if not self.trainer.loggers:
+            check_writable(self.trainer.default_root_dir, "the run's results", "--trainer.default_root_dir")
+
+    def before_test(self) -> None:
+        self._check_output()
+
+    def before_validate(self) -> None:
+        self._check_output()
+
+    def before_predict(self) -> None:
+        self._check_output()
 
 
 def main(args: Any = None) -> None:

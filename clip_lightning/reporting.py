@@ -12,11 +12,16 @@ from typing import IO, Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 
+from .errors import ConfigError
 from .metrics import per_class_recall
 
 __all__ = [
+    "RunLogger",
     "add_figure",
+    "check_writable",
     "log_figures",
     "log_probe_search",
     "print_summary",
@@ -34,15 +39,63 @@ def results_dir(trainer: L.Trainer) -> str:
     return trainer.log_dir or trainer.default_root_dir
 
 
+class RunLogger(TensorBoardLogger):
+    """TensorBoard's logger whose new ``version_N`` folder is claimed atomically.
+
+    Lightning's logger picks the next free version by listing the folder, so two runs started
+    together in one folder both took ``version_0`` and one's results.json overwrote the other's.
+    Here rank 0 creates the folder it picks (``os.mkdir`` fails if another run got there first,
+    and the next number is tried); other ranks are told the version by Lightning's broadcast.
+    """
+
+    def _get_next_version(self) -> int:
+        version = super()._get_next_version()
+        if getattr(rank_zero_only, "rank", 0) != 0 or "://" in str(self.root_dir):  # remote: as Lightning
+            return version
+        os.makedirs(self.root_dir, exist_ok=True)
+        while True:
+            try:
+                os.mkdir(os.path.join(self.root_dir, f"version_{version}"))
+                return version
+            except FileExistsError:
+                version += 1
+
+
+def check_writable(folder: str, what: str, option: str) -> None:
+    """Fail early, with what to pass instead, when ``folder`` cannot be created or written."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ConfigError(
+            f"cannot write {what} to {folder!r} ({err.strerror or err}); pass {option} with a folder "
+            f"you can write to"
+        ) from None
+
+
+def _file_mode() -> int:
+    """The mode ``open()`` gives new files (0o666 less the umask); mkstemp's own is 0o600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextmanager
 def _atomic_file(folder: str, name: str, mode: str) -> Iterator[IO[Any]]:
     """A temporary file in ``folder`` that replaces ``folder/name`` once written in full."""
     os.makedirs(folder, exist_ok=True)
     stem, suffix = os.path.splitext(name)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{stem}.", suffix=suffix)
-    with os.fdopen(fd, mode) as f:
-        yield f
-    os.replace(tmp, os.path.join(folder, name))
+    try:
+        os.fchmod(fd, _file_mode())
+        with os.fdopen(fd, mode) as f:
+            yield f
+        os.replace(tmp, os.path.join(folder, name))
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def write_results(folder: str, result: dict[str, Any]) -> str:

@@ -136,8 +136,20 @@ def test_print_config(workdir: Path, cli: Cli) -> None:
             ["--model.name", "/ckpt.pt", "--model.pretrained", "false"],
             "pass pretrained=True (--model.pretrained true)",
         ),
+        (["--model.templates", '["a photo of a {style} {}"]'], "uses {style}; the only placeholder is {}"),
+        (["--model.templates", '["a photo"]'], "has no '{}' placeholder"),
+        (["--trainer.logger.init_args.save_dir", "tiny.pt/runs"], "cannot write the run's logs and results"),
     ],
-    ids=["dataset", "root", "classnames", "model", "checkpoint with random weights"],
+    ids=[
+        "dataset",
+        "root",
+        "classnames",
+        "model",
+        "checkpoint with random weights",
+        "template with another placeholder",
+        "template without placeholder",
+        "unwritable output",
+    ],
 )
 def test_user_errors_are_one_clear_message(workdir: Path, cli: Cli, args: list[str], message: str) -> None:
     code, _, err = cli("test", *conf(), *args)  # any other exception would fail the test here

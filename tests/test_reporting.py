@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -9,7 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from clip_lightning.errors import ConfigError
 from clip_lightning.reporting import (
+    RunLogger,
+    check_writable,
     log_figures,
     log_probe_search,
     print_summary,
@@ -55,3 +60,28 @@ def test_figures_go_to_the_logger_and_to_pngs(tmp_path: Path) -> None:
     assert sink.tags == ["test/confusion_matrix", "test/per_class_accuracy", "test/linear_probe_search"]
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
     assert pngs == ["linear_probe_search.png", "test_confusion_matrix.png", "test_per_class_accuracy.png"]
+
+
+def test_runs_started_together_get_their_own_folders(tmp_path: Path) -> None:
+    """Two loggers that pick a version before either has written anything (two runs started
+    together): Lightning's own logger gives both version_0; ours claims each folder as it picks it."""
+    first, second = RunLogger(str(tmp_path), name="t"), RunLogger(str(tmp_path), name="t")
+    assert (first.version, second.version) == (0, 1)
+    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == ["version_0", "version_1"]
+    assert RunLogger(str(tmp_path), name="t", version=7).version == 7  # an explicit version is kept
+
+
+def test_results_have_ordinary_file_modes(tmp_path: Path) -> None:
+    umask = os.umask(0o022)
+    try:
+        path = write_results(str(tmp_path), {"metrics": {}})
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no temporary file left
+
+
+def test_an_unwritable_folder_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")  # unwritable even for root, unlike chmod
+    with pytest.raises(ConfigError, match=r"cannot write the results to .*file/runs.*pass --out"):
+        check_writable(str(tmp_path / "file" / "runs"), "the results", "--out")
