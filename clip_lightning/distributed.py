@@ -6,7 +6,15 @@ import torch
 import torch.distributed as dist
 from torchmetrics.utilities.distributed import gather_all_tensors
 
-__all__ = ["dedup_by_index", "gather_by_index", "in_process_group", "raise_on_every_rank"]
+__all__ = [
+    "all_reduce",
+    "broadcast_from_zero",
+    "dedup_by_index",
+    "gather_by_index",
+    "in_process_group",
+    "own_by_index",
+    "raise_on_every_rank",
+]
 
 
 def in_process_group() -> bool:
@@ -57,3 +65,39 @@ def gather_by_index(
         index, *rest = gathered
         values = tuple(rest)
     return dedup_by_index(index.cpu(), *(v.cpu() for v in values))
+
+
+def all_reduce(tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
+    """``tensor`` summed (``op="sum"``) or maxed (``"max"``) over processes; itself without a group.
+
+    A collective. The probe's solver sums its loss and gradient with it at every L-BFGS
+    evaluation: ring all-reduces give every process the same bits, so all take the same steps.
+    """
+    if in_process_group():
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
+    return tensor
+
+
+def broadcast_from_zero(tensor: torch.Tensor) -> torch.Tensor:
+    """Rank 0's ``tensor`` on every process (in place); itself without a group. A collective."""
+    if in_process_group():
+        dist.broadcast(tensor, src=0)
+    return tensor
+
+
+def own_by_index(
+    index: torch.Tensor, *values: torch.Tensor, device: torch.device | None = None
+) -> tuple[torch.Tensor, ...]:
+    """This process's share of the rows, in index order: each index kept by one process only.
+
+    Deduplicates locally, then drops indices a lower rank also holds (samplers pad with other
+    processes' samples). Only the indices cross processes (a collective); the values stay put.
+    """
+    index, *rest = dedup_by_index(index, *values)
+    if in_process_group():
+        parts = gather_all_tensors(index.to(device) if device is not None else index)
+        lower = parts[: dist.get_rank()]
+        if lower:
+            keep = ~torch.isin(index, torch.cat([p.to(index.device) for p in lower]))
+            index, rest = index[keep], [v[keep] for v in rest]
+    return (index, *rest)

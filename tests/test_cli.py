@@ -107,6 +107,9 @@ def test_cli_end_to_end_writes_results_tensorboard_and_figures(workdir: Path, cl
     assert res["classnames"] == [str(i) for i in range(10)]
     assert res["templates"] == ['a photo of the number: "{}".']
     assert res["num_test_samples"] == 359
+    # a user's own file is named as such, not "openai"
+    assert res["pretrained"] == res["checkpoint_source"] and res["pretrained"].endswith("tiny.pt")
+    assert res["checkpoint_format"] == "state_dict" and res["checkpoint"].startswith("sha256:")
     run = workdir / "runs" / "t" / "version_0"
     assert list(run.glob("events.out.tfevents.*"))
     assert (run / "test_confusion_matrix.png").is_file() and (run / "test_per_class_accuracy.png").is_file()

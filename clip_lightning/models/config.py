@@ -7,7 +7,11 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["CHECKPOINT_META_KEYS", "MODEL_CONFIGS", "CLIPConfig", "config_from_state_dict"]
+__all__ = ["ACTIVATIONS", "CHECKPOINT_META_KEYS", "MODEL_CONFIGS", "CLIPConfig", "config_from_state_dict"]
+
+# The MLP activations of the CLIP family: OpenAI's (and open_clip's "-quickgelu") QuickGELU, and
+# exact GELU (open_clip's LAION/DataComp/MetaCLIP models, many Hugging Face ports).
+ACTIVATIONS = ("quick_gelu", "gelu")
 
 # Keys OpenAI's TorchScript archives carry beside the weights (no parameters of the model).
 CHECKPOINT_META_KEYS = ("input_resolution", "context_length", "vocab_size")
@@ -15,7 +19,12 @@ CHECKPOINT_META_KEYS = ("input_resolution", "context_length", "vocab_size")
 
 @dataclass(frozen=True)
 class CLIPConfig:
-    """Every hyperparameter of a CLIP model; ``vision_layers`` is a tuple for ResNets."""
+    """Every hyperparameter of a CLIP model; ``vision_layers`` is a tuple for ResNets.
+
+    The fields after ``transformer_layers`` are those shapes cannot tell; their defaults are
+    OpenAI's: heads of width 64, QuickGELU, MLP 4x wide, text pooled at the largest token id.
+    ``text_eos_id`` pools at the first occurrence of that id instead (Hugging Face's rule).
+    """
 
     embed_dim: int
     image_resolution: int
@@ -27,6 +36,21 @@ class CLIPConfig:
     transformer_width: int = 512
     transformer_heads: int = 8
     transformer_layers: int = 12
+    vision_head_width: int = 64
+    activation: str = "quick_gelu"
+    vision_mlp_ratio: float = 4.0
+    text_mlp_ratio: float = 4.0
+    text_eos_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+
+    @property
+    def vision_heads(self) -> int:
+        """Attention heads of the image tower (the ResNet's attention pool: width * 32 wide)."""
+        width = self.vision_width * 32 if not self.is_vit else self.vision_width
+        return width // self.vision_head_width
 
     @property
     def is_vit(self) -> bool:
@@ -61,8 +85,17 @@ def _count_blocks(keys: list[str], prefix: str) -> int:
     return len({k.split(".")[depth] for k in keys if k.startswith(prefix + ".")})
 
 
+def _mlp_ratio(state_dict: Mapping[str, torch.Tensor], prefix: str, width: int) -> float:
+    hidden = state_dict.get(f"{prefix}.0.mlp.c_fc.weight")
+    return 4.0 if hidden is None else hidden.shape[0] / width
+
+
 def config_from_state_dict(state_dict: Mapping[str, torch.Tensor]) -> CLIPConfig:
-    """Infer every hyperparameter of a CLIP model from the shapes in its state dict."""
+    """Infer the hyperparameters of a CLIP model from the shapes in its state dict.
+
+    Heads, activation and text pooling cannot be read off shapes: they get OpenAI's values
+    (``dataclasses.replace`` the result for other checkpoints).
+    """
     keys = list(state_dict)
     try:
         embed_dim = state_dict["text_projection"].shape[1]
@@ -84,6 +117,8 @@ def config_from_state_dict(state_dict: Mapping[str, torch.Tensor]) -> CLIPConfig
             grid = round((state_dict["visual.attnpool.positional_embedding"].shape[0] - 1) ** 0.5)
             image_resolution = grid * 32
             patch_size = None
+        vision_mlp_ratio = _mlp_ratio(state_dict, "visual.transformer.resblocks", int(vision_width))
+        text_mlp_ratio = _mlp_ratio(state_dict, "transformer.resblocks", int(transformer_width))
     except KeyError as err:
         raise ValueError(f"not a CLIP state dict: missing key {err}") from None
     return CLIPConfig(
@@ -97,4 +132,6 @@ def config_from_state_dict(state_dict: Mapping[str, torch.Tensor]) -> CLIPConfig
         transformer_width=int(transformer_width),
         transformer_heads=int(transformer_width) // 64,
         transformer_layers=transformer_layers,
+        vision_mlp_ratio=vision_mlp_ratio,
+        text_mlp_ratio=text_mlp_ratio,
     )

@@ -182,8 +182,9 @@ def resolve_checkpoint(name: str, download_root: str | None = None, progress: bo
     hint = difflib.get_close_matches(name, available_models(), n=1)
     suggestion = f" Did you mean {hint[0]!r}?" if hint else ""
     raise ModelNotFoundError(
-        f"Model {name!r} not found: it is neither a published model nor a file.{suggestion} "
-        f"Available models: {available_models()}; or pass the path to a checkpoint file."
+        f"Model {name!r} not found: it is neither a published model nor a file or folder.{suggestion} "
+        f"Available models: {available_models()}; or pass the path to a checkpoint file, a Hugging "
+        f"Face CLIPModel or open_clip folder, or hf-hub:ORG/NAME."
     )
 
 

@@ -1,4 +1,4 @@
-"""Reading checkpoints (OpenAI's TorchScript archives or state dicts) into models: ``load``."""
+"""Checkpoints into models: ``load`` (every format of :mod:`.formats`) and ``build_model``."""
 
 from __future__ import annotations
 
@@ -9,52 +9,25 @@ from typing import Any
 
 import torch
 from torch import nn
-
-from ..errors import CheckpointError
+from torchvision.transforms import Compose
 
 # The module, not the function: ops.inference imports models.model, so when clip_lightning.ops is
 # imported before clip_lightning.models this line runs while ops.inference is half initialized.
 from ..ops import inference
-from .config import CHECKPOINT_META_KEYS, config_from_state_dict
-from .hub import resolve_checkpoint
+from .config import CHECKPOINT_META_KEYS, CLIPConfig, config_from_state_dict
+from .formats import Architecture, Checkpoint, Preprocess, read_checkpoint
+from .formats.files import jit_load
 from .model import CLIP, convert_weights
 from .transform import image_transform
 
-__all__ = ["build_model", "load"]
+__all__ = ["build_model", "load", "model_from_checkpoint", "preprocess_transform"]
 
 
-def _jit_load(path: str, device: str | torch.device) -> torch.jit.ScriptModule:
-    with warnings.catch_warnings():
-        # OpenAI's checkpoints are TorchScript archives; torch's deprecation notice is not for users.
-        warnings.simplefilter("ignore", FutureWarning)
-        return torch.jit.load(path, map_location=device)
-
-
-def _read_checkpoint(path: str) -> tuple[torch.jit.ScriptModule | None, dict[str, torch.Tensor]]:
-    """Read a TorchScript archive or a plain state dict; return (script module or None, state dict)."""
-    try:
-        scripted = _jit_load(path, "cpu")
-        return scripted, dict(scripted.state_dict())
-    except RuntimeError:
-        pass  # not TorchScript; a fresh torch.load below reopens the file from its start
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(
-            f"{path} is not a CLIP checkpoint: it is neither a TorchScript archive nor a state dict "
-            f"that torch.load(weights_only=True) can read ({type(err).__name__}: {str(err)[:200]})."
-        ) from None
-    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
-        obj = obj["state_dict"]
-    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict of tensors.")
-    prefix = "module."
-    state_dict = {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in obj.items()}
-    try:
-        config_from_state_dict(state_dict)
-    except ValueError as err:
-        raise CheckpointError(f"{path} is not a CLIP checkpoint: {err}.") from None
-    return None, state_dict
+def preprocess_transform(preprocess: Preprocess) -> Compose:
+    """The torchvision transform of a checkpoint's :class:`~.formats.Preprocess`."""
+    return image_transform(
+        preprocess.n_px, preprocess.mean, preprocess.std, preprocess.resize, preprocess.interpolation
+    )
 
 
 def _script_graphs(module: nn.Module) -> Iterator[Any]:
@@ -97,20 +70,43 @@ def _patch_script_module(model: torch.jit.ScriptModule, device: torch.device) ->
         model.float()
 
 
-def build_model(state_dict: Mapping[str, torch.Tensor], *, accelerated: bool = True) -> CLIP:
-    """Build a CLIP model (fp32, eval mode) whose architecture is read off ``state_dict``.
+def build_model(
+    state_dict: Mapping[str, torch.Tensor], *, accelerated: bool = True, config: CLIPConfig | None = None
+) -> CLIP:
+    """Build a CLIP model (fp32, eval mode) from a state dict of OpenAI's parameter names.
+
+    The architecture is ``config``, or read off the shapes of ``state_dict`` (OpenAI's heads,
+    QuickGELU) when it is None.
 
     The model is the accelerated one (:func:`clip_lightning.ops.accelerate`) unless
     ``accelerated=False`` asks for the reference. The caller's mapping is not modified; fp16
     weights are widened to fp32 exactly.
     """
-    config = config_from_state_dict(state_dict)
+    config = config_from_state_dict(state_dict) if config is None else config
     # Copies, so the model never aliases the caller's tensors; fp16 widens to fp32 exactly.
     weights = {
         k: v.to(torch.float32, copy=True) if v.is_floating_point() else v.clone()
         for k, v in state_dict.items()
         if k not in CHECKPOINT_META_KEYS
     }
+    return _assemble(weights, config, accelerated)
+
+
+def model_from_checkpoint(checkpoint: Checkpoint, *, accelerated: bool = True) -> CLIP:
+    """The model (fp32, eval mode) of a checkpoint read by :func:`~.formats.read_checkpoint`.
+
+    Unlike :func:`build_model` it takes the checkpoint's fp32 tensors as they are (no copy: half
+    the memory traffic of a load), so the checkpoint's ``state_dict`` must not be used after.
+    """
+    weights = {
+        k: v.float() if v.is_floating_point() else v
+        for k, v in checkpoint.state_dict.items()
+        if k not in CHECKPOINT_META_KEYS
+    }
+    return _assemble(weights, checkpoint.config, accelerated)
+
+
+def _assemble(weights: dict[str, torch.Tensor], config: CLIPConfig, accelerated: bool) -> CLIP:
     with torch.device("meta"):  # no random init of weights that are overwritten next
         model = CLIP(config)
     model.load_state_dict(weights, strict=True, assign=True)
@@ -123,32 +119,39 @@ def load(
     device: str | torch.device | None = None,
     jit: bool = False,
     download_root: str | None = None,
+    *,
+    activation: str | None = None,
+    vision_head_width: int | None = None,
+    text_heads: int | None = None,
 ) -> tuple[nn.Module, Callable[[Any], torch.Tensor]]:
     """Load a CLIP model and its preprocessing transform.
 
     ``name`` is one of :func:`available_models` (downloaded to ``~/.cache/clip`` or
-    ``download_root``, checksum verified) or the path of a checkpoint: an OpenAI TorchScript
-    archive or a state dict. Weights are fp16 on accelerators and fp32 on CPU; an fp32
-    checkpoint keeps full precision on CPU. ``jit=True`` returns the TorchScript model.
+    ``download_root``, checksum verified), a checkpoint file (an OpenAI TorchScript archive or a
+    state dict, safetensors or pickled), a Hugging Face ``CLIPModel`` folder, an open_clip hub
+    folder, or ``hf-hub:ORG/NAME``. ``activation`` (``quick_gelu``/``gelu``),
+    ``vision_head_width`` and ``text_heads`` state what shapes cannot tell (needed for bare
+    open_clip state dicts; defaults: OpenAI's). Weights are fp16 on accelerators and fp32 on CPU;
+    an fp32 checkpoint keeps full precision on CPU. ``jit=True`` returns the TorchScript model.
     """
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
-    path = resolve_checkpoint(name, download_root)
-    scripted, state_dict = _read_checkpoint(path)
-    if jit and scripted is None:
+    checkpoint = read_checkpoint(name, download_root, Architecture(activation, vision_head_width, text_heads))
+    path = checkpoint.files[0]
+    if jit and checkpoint.scripted is None:
         warnings.warn(f"{path} is not a TorchScript archive; loading it with jit=False", stacklevel=2)
         jit = False
     if jit:
-        assert scripted is not None
-        scripted = _jit_load(path, device).eval()
+        state_dict = checkpoint.state_dict
+        scripted = jit_load(path, device).eval()
         _patch_script_module(scripted, device)
         resolution = getattr(scripted, "input_resolution", None)
         n_px = (
             int(resolution) if resolution is not None else config_from_state_dict(state_dict).image_resolution
         )
         return scripted, image_transform(n_px)
-    model = build_model(state_dict).to(device)
+    model = model_from_checkpoint(checkpoint).to(device)
     if device.type != "cpu":
         convert_weights(model)
-    return model, image_transform(model.visual.input_resolution)
+    return model, preprocess_transform(checkpoint.preprocess)

@@ -29,6 +29,7 @@ __all__ = [
     "Transformer",
     "VisionTransformer",
     "convert_weights",
+    "make_activation",
 ]
 
 
@@ -67,23 +68,35 @@ class SelfAttention(nn.Module):
         return self.out_proj(out.transpose(1, 2).reshape(n, length, width))
 
 
+def make_activation(name: str) -> nn.Module:
+    """The MLP activation named in :data:`~clip_lightning.models.config.ACTIVATIONS`."""
+    if name == "quick_gelu":
+        return QuickGELU()
+    if name == "gelu":
+        return nn.GELU()
+    raise ValueError(f"unknown activation {name!r}: 'quick_gelu' or 'gelu'")
+
+
 class MLP(nn.Module):
-    def __init__(self, width: int) -> None:
+    def __init__(self, width: int, hidden: int | None = None, activation: str = "quick_gelu") -> None:
         super().__init__()
-        self.c_fc = nn.Linear(width, width * 4)
-        self.gelu = QuickGELU()
-        self.c_proj = nn.Linear(width * 4, width)
+        hidden = width * 4 if hidden is None else hidden
+        self.c_fc = nn.Linear(width, hidden)
+        self.gelu = make_activation(activation)  # OpenAI's attribute name, whatever the activation
+        self.c_proj = nn.Linear(hidden, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.c_proj(self.gelu(self.c_fc(x)))
 
 
 class ResidualAttentionBlock(nn.Module):
-    def __init__(self, width: int, heads: int) -> None:
+    def __init__(
+        self, width: int, heads: int, mlp_width: int | None = None, activation: str = "quick_gelu"
+    ) -> None:
         super().__init__()
         self.attn = SelfAttention(width, heads)
         self.ln_1 = LayerNorm(width)
-        self.mlp = MLP(width)
+        self.mlp = MLP(width, mlp_width, activation)
         self.ln_2 = LayerNorm(width)
 
     def forward(self, x: torch.Tensor, causal: bool = False) -> torch.Tensor:
@@ -92,11 +105,17 @@ class ResidualAttentionBlock(nn.Module):
 
 
 class Transformer(nn.Module):
-    def __init__(self, width: int, layers: int, heads: int) -> None:
+    def __init__(
+        self, width: int, layers: int, heads: int, mlp_ratio: float = 4.0, activation: str = "quick_gelu"
+    ) -> None:
         super().__init__()
         self.width = width
         self.layers = layers
-        self.resblocks = nn.ModuleList(ResidualAttentionBlock(width, heads) for _ in range(layers))
+        # round, not int: a ratio read off shapes (6144 / 1408) gives back the exact width.
+        mlp_width = round(width * mlp_ratio)
+        self.resblocks = nn.ModuleList(
+            ResidualAttentionBlock(width, heads, mlp_width, activation) for _ in range(layers)
+        )
 
     def forward(self, x: torch.Tensor, causal: bool = False) -> torch.Tensor:
         """``[N, L, W] -> [N, L, W]``."""
@@ -107,7 +126,15 @@ class Transformer(nn.Module):
 
 class VisionTransformer(nn.Module):
     def __init__(
-        self, input_resolution: int, patch_size: int, width: int, layers: int, heads: int, output_dim: int
+        self,
+        input_resolution: int,
+        patch_size: int,
+        width: int,
+        layers: int,
+        heads: int,
+        output_dim: int,
+        mlp_ratio: float = 4.0,
+        activation: str = "quick_gelu",
     ) -> None:
         super().__init__()
         self.input_resolution = input_resolution
@@ -118,7 +145,7 @@ class VisionTransformer(nn.Module):
         self.class_embedding = nn.Parameter(scale * torch.randn(width))
         self.positional_embedding = nn.Parameter(scale * torch.randn(grid**2 + 1, width))
         self.ln_pre = LayerNorm(width)
-        self.transformer = Transformer(width, layers, heads)
+        self.transformer = Transformer(width, layers, heads, mlp_ratio, activation)
         self.ln_post = LayerNorm(width)
         self.proj = nn.Parameter(scale * torch.randn(width, output_dim))
 
@@ -150,7 +177,7 @@ class CLIP(nn.Module):
             self.visual = ModifiedResNet(
                 layers=config.vision_layers,
                 output_dim=config.embed_dim,
-                heads=config.vision_width * 32 // 64,
+                heads=config.vision_heads,
                 input_resolution=config.image_resolution,
                 width=config.vision_width,
             )
@@ -162,11 +189,19 @@ class CLIP(nn.Module):
                 patch_size=config.vision_patch_size,
                 width=config.vision_width,
                 layers=config.vision_layers,
-                heads=config.vision_width // 64,
+                heads=config.vision_heads,
                 output_dim=config.embed_dim,
+                mlp_ratio=config.vision_mlp_ratio,
+                activation=config.activation,
             )
         width = config.transformer_width
-        self.transformer = Transformer(width, config.transformer_layers, config.transformer_heads)
+        self.transformer = Transformer(
+            width,
+            config.transformer_layers,
+            config.transformer_heads,
+            config.text_mlp_ratio,
+            config.activation,
+        )
         self.vocab_size = config.vocab_size
         self.token_embedding = nn.Embedding(config.vocab_size, width)
         self.positional_embedding = nn.Parameter(torch.empty(config.context_length, width))
@@ -220,8 +255,19 @@ class CLIP(nn.Module):
     def encode_text(self, text: torch.Tensor) -> torch.Tensor:
         """Text features ``[N, embed_dim]`` from token ids ``[N, context_length]``."""
         x = self.ln_final(self.transformer(self.embed_text(text), causal=True))
-        eot = text.argmax(dim=-1)  # the end-of-text token has the largest id
+        eot = self.eot_positions(text)
         return x[torch.arange(x.shape[0], device=x.device), eot] @ self.text_projection
+
+    def eot_positions(self, text: torch.Tensor) -> torch.Tensor:
+        """``[N]`` positions the text features are read at: the end-of-text token of each row.
+
+        OpenAI's rule is the largest id (its end-of-text token has the largest id); with
+        ``config.text_eos_id`` set, the first occurrence of that id (Hugging Face's rule).
+        """
+        eos = self.config.text_eos_id
+        if eos is None:
+            return text.argmax(dim=-1)
+        return (text == eos).int().argmax(dim=-1)
 
     def forward(self, image: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(logits_per_image, logits_per_text)``: scaled cosine similarities."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from PIL import Image
@@ -28,15 +29,36 @@ class _ToRGB:
         return "ToRGB()"
 
 
-def image_transform(n_px: int) -> Compose:
-    """CLIP's preprocessing at resolution ``n_px``: PIL image -> normalized ``[3, n_px, n_px]``."""
+_INTERPOLATIONS = {
+    "bicubic": InterpolationMode.BICUBIC,
+    "bilinear": InterpolationMode.BILINEAR,
+    "nearest": InterpolationMode.NEAREST,
+    "lanczos": InterpolationMode.LANCZOS,
+}
+
+
+def image_transform(
+    n_px: int,
+    mean: Sequence[float] = OPENAI_MEAN,
+    std: Sequence[float] = OPENAI_STD,
+    resize: int | None = None,
+    interpolation: str = "bicubic",
+) -> Compose:
+    """CLIP's preprocessing at resolution ``n_px``: PIL image -> normalized ``[3, n_px, n_px]``.
+
+    The short side is resized to ``resize`` (default ``n_px``) then center-cropped to ``n_px``;
+    the defaults are OpenAI's. Other checkpoints bring their own (Hugging Face's
+    ``preprocessor_config.json``, open_clip's ``preprocess_cfg``).
+    """
+    if interpolation not in _INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {sorted(_INTERPOLATIONS)}, got {interpolation!r}")
     return Compose(
         [
-            Resize(n_px, interpolation=InterpolationMode.BICUBIC),
+            Resize(resize or n_px, interpolation=_INTERPOLATIONS[interpolation]),
             CenterCrop(n_px),
             _ToRGB(),
             ToTensor(),
-            Normalize(OPENAI_MEAN, OPENAI_STD, inplace=True),  # on ToTensor's fresh tensor: no copy
+            Normalize(tuple(mean), tuple(std), inplace=True),  # on ToTensor's fresh tensor: no copy
         ]
     )
 

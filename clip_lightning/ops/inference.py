@@ -4,7 +4,8 @@ What they change, each for speed or for batch invariance, never the parameters:
 
 * linear layers, the projections and the ViT's patch embedding (a convolution whose stride is its
   kernel, i.e. a matrix product) run through packed oneDNN weights (:mod:`.packed`), and the
-  MLP's QuickGELU runs inside ``c_fc``'s product as oneDNN's swish post-op;
+  MLP's QuickGELU runs inside ``c_fc``'s product as oneDNN's swish post-op (exact GELU, of
+  open_clip's LAION/DataComp models, runs between the two packed products, unfused);
 * the last transformer block computes only the position that is read (the class token, the
   end-of-text token), with one-query attention and rows padded to ``MIN_ROWS`` (:mod:`.rows`);
 * text runs only up to the batch's last end-of-text token (attention is causal, so the
@@ -93,7 +94,10 @@ class InferenceSelfAttention(SelfAttention):
 class InferenceMLP(MLP):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c_fc, c_proj = cast(PackedLinear, self.c_fc), cast(PackedLinear, self.c_proj)
-        fusable = c_fc.packed.usable(x, c_fc.weight, c_fc.bias) is not None
+        # The swish fusion is QuickGELU's alone; exact GELU runs between the two packed products.
+        fusable = (
+            isinstance(self.gelu, QuickGELU) and c_fc.packed.usable(x, c_fc.weight, c_fc.bias) is not None
+        )
         if fusable and c_proj.packed.usable(x, c_proj.weight, c_proj.bias) is not None:
             # QuickGELU(h) = swish(1.702 h) / 1.702, and oneDNN applies swish inside the matmul:
             # 1.702 folds into c_fc's packed weight and bias, 1 / 1.702 into c_proj's weight.
@@ -197,7 +201,7 @@ class InferenceCLIP(CLIP):
     def encode_text(self, text: torch.Tensor) -> torch.Tensor:
         if text.shape[-1] > self.context_length:
             raise ValueError(f"text has {text.shape[-1]} positions, the model at most {self.context_length}")
-        eot = text.argmax(dim=-1)  # the end-of-text token has the largest id
+        eot = self.eot_positions(text)
         if text.shape[0] and not (torch.jit.is_tracing() or torch.jit.is_scripting()):
             # Causal attention: positions after the last end-of-text token cannot change the
             # features, so the batch runs only up to it.

@@ -20,11 +20,12 @@ import lightning as L
 import torch
 
 from ..datamodule import clip_datamodule
-from ..distributed import gather_by_index
+from ..distributed import gather_by_index, own_by_index, raise_on_every_rank
 from ..errors import ConfigError
-from ..models import image_transform, transform_resolution
-from ..reporting import print_summary, results_dir, write_results
-from .backbone import load_backbone
+from ..models import MODELS, transform_resolution
+from ..models.formats import Architecture
+from ..reporting import check_writable, print_summary, results_dir, write_results
+from .backbone import open_backbone
 from .results import RunResult, TaskResult
 
 __all__ = ["FeatureKind", "FrozenBackboneTask"]
@@ -41,19 +42,31 @@ class FrozenBackboneTask(L.LightningModule):
             tests); its accuracy is meaningless and every report says so.
         download_root: checkpoint cache folder (default ``~/.cache/clip``).
         seed: seed of the random weights when ``pretrained=False``.
+        activation, vision_head_width, text_heads: what a bare open_clip state dict's shapes cannot
+            tell (``quick_gelu``/``gelu``, 64, width // 64 by default); they override a folder's config.
     """
 
     # The subclass's own results come first in results.json, before its callbacks'.
     task_name = "features"
 
     def __init__(
-        self, name: str = "ViT-B/32", pretrained: bool = True, download_root: str | None = None, seed: int = 0
+        self,
+        name: str = "ViT-B/32",
+        pretrained: bool = True,
+        download_root: str | None = None,
+        seed: int = 0,
+        activation: str | None = None,
+        vision_head_width: int | None = None,
+        text_heads: int | None = None,
     ) -> None:
         super().__init__()
         self.backbone_name = name
         self.pretrained = pretrained
-        self.model, self.checkpoint_id = load_backbone(name, pretrained, download_root, seed)
-        self.preprocess = image_transform(self.model.visual.input_resolution)
+        arch = Architecture(activation, vision_head_width, text_heads)
+        backbone = open_backbone(name, pretrained, download_root, seed, arch)
+        self.model, self.checkpoint_id = backbone.model, backbone.checkpoint_id
+        self.preprocess = backbone.preprocess
+        self.checkpoint_format, self.checkpoint_source = backbone.format, backbone.source
         self.log_folder = "."
         self._outputs: dict[str, dict[str, list[torch.Tensor]]] = defaultdict(lambda: defaultdict(list))
         self._feature_splits: frozenset[str] = frozenset()
@@ -92,8 +105,10 @@ class FrozenBackboneTask(L.LightningModule):
         return RunResult(
             dataset=dm.dataset,
             model=self.backbone_name,
-            pretrained="openai" if self.pretrained else "random",
+            pretrained=self.pretrained_tag(),
             checkpoint=self.checkpoint_id,
+            checkpoint_format=self.checkpoint_format,
+            checkpoint_source=self.checkpoint_source,
             precision=str(self.trainer.precision),
             world_size=self.trainer.world_size,
             classnames=list(dm.classnames),
@@ -102,6 +117,13 @@ class FrozenBackboneTask(L.LightningModule):
             # (whichever of their on_test_epoch_end hooks Lightning ran first).
             tasks=dict(sorted(self._results.items(), key=lambda item: item[0] != self.task_name)),
         )
+
+    def pretrained_tag(self) -> str:
+        """CLIP_benchmark's ``pretrained``: ``openai`` for OpenAI's published weights, ``random``,
+        or where the weights came from (a file, a folder, ``hf-hub:ORG/NAME``)."""
+        if not self.pretrained:
+            return "random"
+        return "openai" if self.backbone_name in MODELS else self.checkpoint_source
 
     def prompt_templates(self) -> list[str]:
         """The prompt templates the run used (none for tasks without text prompts)."""
@@ -115,6 +137,17 @@ class FrozenBackboneTask(L.LightningModule):
         out = self._outputs[split]
         tensors = [torch.cat(out[k]) if out[k] else torch.empty(0) for k in ("index", *keys)]
         return gather_by_index(*tensors, device=self.device)
+
+    def local(self, split: str, *keys: str) -> tuple[torch.Tensor, ...]:
+        """``(index, *values)`` of this process's share of ``split``, in index order, not gathered.
+
+        Each index is kept by exactly one process (the lowest rank that saw it); values stay on
+        the device they were made on. A collective (only the indices are exchanged).
+        """
+        out = self._outputs[split]
+        tensors = [torch.cat(out[k]) if out[k] else torch.empty(0) for k in ("index", *keys)]
+        tensors[0] = tensors[0].long()  # an empty share must still match the others' index dtype
+        return own_by_index(*tensors, device=self.device)
 
     # ---- for subclasses -----------------------------------------------------------------------
 
@@ -151,6 +184,15 @@ class FrozenBackboneTask(L.LightningModule):
                 f"CLIPDataModule's transform (the CLI links it for you)"
             )
         self.log_folder = results_dir(self.trainer)  # a collective: resolved here, on every process
+        error = None
+        if self.trainer.is_global_zero:  # the only process that writes there
+            try:
+                check_writable(
+                    self.log_folder, "the run's results", "another logger save_dir or default_root_dir"
+                )
+            except ConfigError as err:
+                error = err
+        raise_on_every_rank(error)
 
     def on_test_start(self) -> None:
         self._outputs.clear()

@@ -25,6 +25,8 @@ class RunResult:
     model: str
     pretrained: str
     checkpoint: str
+    checkpoint_format: str
+    checkpoint_source: str
     precision: str
     world_size: int
     classnames: list[str]
@@ -57,6 +59,8 @@ class RunResult:
             "precision": self.precision,
             "world_size": self.world_size,
             "checkpoint": self.checkpoint,
+            "checkpoint_format": self.checkpoint_format,
+            "checkpoint_source": self.checkpoint_source,
             "classnames": self.classnames,
             "templates": self.templates,
         }

@@ -78,3 +78,8 @@ def test_features_of_unknown_kind_are_refused(evaluator: CLIPEvaluator) -> None:
 def test_a_frozen_model_has_nothing_to_train(evaluator: CLIPEvaluator) -> None:
     with pytest.raises(RuntimeError, match="nothing to train"):
         evaluator.configure_optimizers()
+
+
+def test_pretrained_names_where_the_weights_come_from(evaluator: CLIPEvaluator) -> None:
+    assert evaluator.pretrained_tag().endswith("tiny.pt")
+    assert CLIPEvaluator(name="ViT-B/32", pretrained=False).pretrained_tag() == "random"
