@@ -126,9 +126,20 @@ def download(url: str, root: str, expected_sha256: str | None = None, progress: 
     when ``expected_sha256`` is given, matching it. A cached file with another hash is fetched
     again. On failure nothing is left where a later run would trust it.
     """
-    os.makedirs(root, exist_ok=True)
     filename = os.path.basename(urlparse(url).path) or "checkpoint.pt"
     target = os.path.join(root, filename)
+    if os.path.isfile(target) and expected_sha256 is not None and sha256_file(target) == expected_sha256:
+        return target  # a verified cache is only read: no lock file, so a read-only cache works
+    try:
+        os.makedirs(root, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as err:
+        raise DownloadError(
+            f"Cannot write the checkpoint cache {root!r} ({err.strerror or err}) to download {filename}; "
+            f"pass download_root= (--model.download_root) with a folder you can write to. "
+            f"{_how_to_recover(filename)}"
+        ) from None
     with _file_lock(target + ".lock"):
         if os.path.exists(target):
             if not os.path.isfile(target):

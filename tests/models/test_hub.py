@@ -115,3 +115,21 @@ def test_unknown_name_lists_models() -> None:
     with pytest.raises(RuntimeError, match="Available models") as err:
         clip.load("ViT-B/33")
     assert "ViT-B/32" in str(err.value) and "Did you mean" in str(err.value)
+
+
+def test_unwritable_cache_is_one_clear_error_and_a_verified_cache_needs_no_writes(
+    tmp_path: Path, file_server: FileServer, tiny_published
+) -> None:
+    (tmp_path / "file").write_text("not a folder")  # unwritable even for root, unlike chmod
+    with pytest.raises(DownloadError, match=r"Cannot write the checkpoint cache .*--model.download_root"):
+        clip.load("Tiny", device="cpu", download_root=str(tmp_path / "file" / "cache"))
+    assert file_server.requests == []  # refused before fetching anything
+    cache = tmp_path / "cache"
+    clip.load("Tiny", device="cpu", download_root=str(cache))
+    (cache / "Tiny.pt.lock").unlink()
+    cache.chmod(0o555)  # read-only (root may still write; the point is that nothing is written)
+    try:
+        clip.load("Tiny", device="cpu", download_root=str(cache))
+    finally:
+        cache.chmod(0o755)
+    assert sorted(p.name for p in cache.iterdir()) == ["Tiny.pt"]  # no lock file for a cache hit
