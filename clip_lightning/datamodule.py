@@ -7,12 +7,14 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
 from .datasets import (
     DEFAULT_TEMPLATES,
     SPLITS,
     DatasetInfo,
+    ImageCheck,
     IndexedDataset,
     build_split,
     dataset_prompts,
@@ -54,6 +56,11 @@ class CLIPDataModule(L.LightningDataModule):
         transform: the model's preprocess; the CLI links it from the model, so it cannot
             disagree with the model's resolution.
         test_splits: splits iterated by ``test`` (default ``["test"]``); see :meth:`set_test_splits`.
+        skip_bad_images: leave out image files that cannot be decoded (every image is decoded
+            once when its split is built to find them, the same on every process), warn, and list
+            them in :attr:`skipped_images`; otherwise an unreadable file is an error naming it.
+        verify: decode every image of each split when it is built, before any work, and list
+            every unreadable one in the error; otherwise only file headers are checked up front.
     """
 
     def __init__(
@@ -69,6 +76,8 @@ class CLIPDataModule(L.LightningDataModule):
         split_seed: int = 0,
         transform: Callable[[Any], torch.Tensor] | None = None,
         test_splits: list[str] | None = None,
+        skip_bad_images: bool = False,
+        verify: bool = False,
     ) -> None:
         super().__init__()
         self._info = get_dataset_info(dataset)  # ConfigError naming the choices when unknown
@@ -89,6 +98,10 @@ class CLIPDataModule(L.LightningDataModule):
         self._splits: dict[str, Dataset] = {}
         self._classnames: list[str] | None = None
         self._prepare_error: UserError | None = None
+        self.skip_bad_images = skip_bad_images
+        self.verify = verify
+        self._check = ImageCheck(dataset, decode=verify, skip=skip_bad_images, workers=max(1, num_workers))
+        self._warned_skips = 0
 
     # ---- the dataset --------------------------------------------------------------------------
 
@@ -136,12 +149,36 @@ class CLIPDataModule(L.LightningDataModule):
             self._prepare_error = err  # raised in setup, on every process (the others never ran this)
 
     def split(self, name: str) -> Dataset:
-        """The untransformed samples of split ``name`` (built once)."""
-        if name not in self._splits:
-            self._splits[name] = build_split(
-                self.dataset, self.root, name, False, self.val_fraction, self.split_seed
-            )
+        """The untransformed samples of split ``name`` (built and checked once; see ``skip_bad_images``)."""
+        self._build([name])
         return self._splits[name]
+
+    def _build(self, names: list[str]) -> None:
+        # Every split first, then the check: --data.verify lists the bad files of all of them.
+        for name in names:
+            if name not in self._splits:
+                seed, fraction = self.split_seed, self.val_fraction
+                self._splits[name] = build_split(
+                    self.dataset, self.root, name, False, fraction, seed, check=self._check
+                )
+        self._check.raise_unreadable()
+        skipped = self._check.skipped
+        if len(skipped) > self._warned_skips:
+            new = skipped[self._warned_skips :]
+            self._warned_skips = len(skipped)
+            rank_zero_warn(
+                f"{self.dataset}: skipped {len(new)} unreadable image{'s' if len(new) > 1 else ''} "
+                f"(--data.skip_bad_images true), e.g. {new[0][1]} ({new[0][0]}); "
+                f"{len(skipped)} skipped in all (CLIPDataModule.skipped_images)"
+            )
+
+    @property
+    def skipped_images(self) -> list[tuple[str, str]]:
+        """``(split, path)`` of every unreadable image left out so far (official split names, load order).
+
+        Empty unless ``skip_bad_images``; complete for the splits built (``setup`` builds those a run reads).
+        """
+        return self._check.skipped
 
     def setup(self, stage: str | None = None) -> None:
         """Build the splits ``stage`` reads and check the class names; a failed download stops every rank."""
@@ -155,8 +192,9 @@ class CLIPDataModule(L.LightningDataModule):
                 "(the clip-lightning CLI links it from the model)"
             )
         needed = {"validate": ["val"], "predict": ["test"]}.get(stage or "test", self._test_splits)
-        for name in needed:
-            self.split(name)
+        self._build(needed)
+        if self.verify and not self._check.problems:
+            rank_zero_info(f"{self.dataset}: every image of {', '.join(needed)} decodes (--data.verify true)")
         _ = self.classnames  # validate class names against the data now, not mid-run
 
     # ---- prompts ------------------------------------------------------------------------------
@@ -213,6 +251,7 @@ class CLIPDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader | list[DataLoader]:
         """One loader per split in ``test_splits`` (a single loader when there is one)."""
+        self._build(self._test_splits)  # a probe's extra splits are checked before any work too
         loaders = [self._loader(s) for s in self._test_splits]
         return loaders[0] if len(loaders) == 1 else loaders
 

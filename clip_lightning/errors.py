@@ -4,10 +4,12 @@ from __future__ import annotations
 
 __all__ = [
     "CheckpointError",
+    "ClassFolderError",
     "ConfigError",
     "DatasetNotFoundError",
     "DownloadError",
     "ModelNotFoundError",
+    "UnreadableImageError",
     "UserError",
 ]
 
@@ -34,3 +36,19 @@ class DatasetNotFoundError(UserError, FileNotFoundError):
 
 class ConfigError(UserError, ValueError):
     """An option value that cannot work (unknown dataset, wrong number of class names, ...)."""
+
+
+class ClassFolderError(UserError, ValueError):
+    """Class folders that cannot work: splits whose classes disagree, a class folder without images."""
+
+
+class UnreadableImageError(UserError, OSError):
+    """An image file that cannot be decoded (truncated, empty, not an image)."""
+
+    def __init__(self, message: str) -> None:
+        # A DataLoader worker re-raises an error in the main process as ``type(err)(text)`` with
+        # its whole traceback in ``text``; its last line holds the one-line message to show.
+        if message.startswith("Caught ") and "Traceback" in message:
+            last = message.rstrip().splitlines()[-1]
+            message = last.split(f"{type(self).__name__}: ", 1)[-1]
+        super().__init__(message)

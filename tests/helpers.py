@@ -206,3 +206,20 @@ def random_texts(n: int, seed: int = 0) -> list[str]:
         sep = rng.choice([" ", "", "  ", "\t", " \n "])
         texts.append(sep.join(rng.choice(PIECES) for _ in range(k)))
     return texts
+
+
+def write_bad_image(path: Path, kind: str) -> Path:
+    """An unreadable image file: ``truncated`` (half a PNG), ``empty`` (0 bytes) or ``text`` (a text file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "truncated":
+        pixels = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(path, format="PNG")
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "text":
+        path.write_text("not an image\n")
+    else:
+        raise ValueError(f"unknown kind {kind!r}")
+    return path

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from ..errors import DatasetNotFoundError
 from . import catalog  # noqa: F401  (registers the datasets)
+from .checks import ImageCheck
 from .digits import DigitsDataset
+from .folders import aligned_split, class_folders, folder_images
+from .images import IMAGE_EXTENSIONS, find_unreadable, image_problem, read_rgb, to_rgb
 from .mnist import MNISTFiles
 from .prompts import DEFAULT_TEMPLATES, dataset_prompts, known_prompt_datasets, read_list
 from .registry import DATASETS, SPLITS, DatasetInfo, Loader, get_dataset_info, register, unregister
@@ -26,26 +29,35 @@ from .splits import TEST_FRACTION, build_split, stratified_split
 __all__ = [
     "DATASETS",
     "DEFAULT_TEMPLATES",
+    "IMAGE_EXTENSIONS",
     "SPLITS",
     "TEST_FRACTION",
     "DatasetInfo",
     "DatasetNotFoundError",
     "DigitsDataset",
     "ImageArrays",
+    "ImageCheck",
     "ImageFiles",
     "IndexedDataset",
     "LabeledImages",
     "Loader",
     "MNISTFiles",
+    "aligned_split",
     "build_split",
+    "class_folders",
     "dataset_fingerprint",
     "dataset_prompts",
     "dataset_targets",
+    "find_unreadable",
     "folder_classes",
+    "folder_images",
     "get_dataset_info",
+    "image_problem",
     "known_prompt_datasets",
     "read_list",
+    "read_rgb",
     "register",
     "stratified_split",
+    "to_rgb",
     "unregister",
 ]

@@ -10,6 +10,38 @@ __all__ = ["GENERATE_COMMAND", "datasets_markdown"]
 GENERATE_COMMAND = "python -m clip_lightning.datasets > docs/datasets.md"
 
 
+_NOTES = [
+    "## Image folders and image files",
+    "",
+    "**One class list for every split.** `imagefolder` and `imagenet` label every split with the "
+    "train folder's class folders (sorted; the union of the splits' class folders when there is no "
+    "train folder). A val or test folder may hold fewer classes than train: its images are labelled "
+    "by class name, never by position. A val or test class folder that train lacks is an error naming "
+    "the classes on each side; so is a class folder without images.",
+    "",
+    "**Unreadable images.** When a split is built (before any work), the header of every image file "
+    "is read: an empty file, a text file named `.png` or an unknown format stops the run with one line "
+    "naming the file and the split (exit code 2). A truncated file is only found by decoding it: during "
+    "the run, with the same one line, or up front with `--data.verify true`, which decodes every image of "
+    "the splits the run reads and lists every unreadable one; "
+    "`python -m clip_lightning.datasets.verify DATASET --root DIR` does that for every official split "
+    "without a model or a run (exit code 1 when some file does not decode). `--data.skip_bad_images true` decodes every "
+    "image up front too, leaves the unreadable ones out (the same on every process), warns, and lists them "
+    "(`CLIPDataModule.skipped_images`: split and path). Decoding everything costs about one read of the "
+    "data; the header check about 50 µs per file. Files are picked by extension: torchvision's list "
+    "(`.jpg .jpeg .png .ppm .bmp .pgm .tif .tiff .webp`) and `.gif`.",
+    "",
+    "**Image modes.** Image files are read as 8-bit RGB by the data pipeline "
+    "(`clip_lightning.datasets.read_rgb`), not by the model's `preprocess`. An animated GIF gives its "
+    "first frame. 16-bit greys (Pillow's `I;16` modes, and `I` holding 0..65535, as 16-bit PNG and TIFF "
+    "open) are scaled 0..65535 to 0..255, and float greys (`F`) 0..1 to 0..255; an `I` or `F` image "
+    "with values outside that range is scaled from its own minimum and maximum. Every other mode is "
+    'Pillow\'s `convert("RGB")`, as before. The drop-in `preprocess` of `clip_lightning.load` stays '
+    "OpenAI's, bit for bit: like OpenAI's, it clips a 16-bit or float image to 0..255 (16-bit values "
+    "above 255 turn white, floats in 0..1 black); convert such images with `read_rgb` or `to_rgb` first.",
+]
+
+
 def _row(info: DatasetInfo) -> str:
     if info.splits_found is not None:
         splits = "the folders present among " + ", ".join(info.splits)
@@ -39,5 +71,7 @@ def datasets_markdown() -> str:
         "| name | official splits | classes | main metric | download | description | source |",
         "|---|---|---|---|---|---|---|",
         *(_row(info) for info in DATASETS.values()),
+        "",
+        *_NOTES,
     ]
     return "\n".join(lines) + "\n"

@@ -17,6 +17,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Subset
 
+from ..errors import UnreadableImageError
+from .images import read_rgb
+
 __all__ = [
     "ImageArrays",
     "ImageFiles",
@@ -50,14 +53,24 @@ class LabeledImages(Dataset):
 
 
 class ImageFiles(LabeledImages):
-    """One image file per sample, decoded to RGB when read (as torchvision's loaders do)."""
+    """One image file per sample, decoded to 8-bit RGB when read (:func:`~.images.to_rgb`).
 
-    def __init__(self, files: Sequence[str], targets: Sequence[int], classes: Sequence[str] | None) -> None:
+    ``split`` names the split in the error raised for a file that cannot be decoded.
+    """
+
+    def __init__(
+        self,
+        files: Sequence[str],
+        targets: Sequence[int],
+        classes: Sequence[str] | None,
+        split: str | None = None,
+    ) -> None:
         if len(files) != len(targets):
             raise ValueError(f"{len(files)} files but {len(targets)} labels")
         self.files = [os.fspath(f) for f in files]
         self.targets = [int(t) for t in targets]
         self.classes = list(classes) if classes is not None else None
+        self.split = split
 
     @classmethod
     def from_image_folder(cls, folder: Any) -> ImageFiles:
@@ -67,8 +80,16 @@ class ImageFiles(LabeledImages):
         )
 
     def __getitem__(self, i: int) -> tuple[Image.Image, int]:
-        with open(self.files[i], "rb") as f:
-            return Image.open(f).convert("RGB"), self.targets[i]
+        try:
+            return read_rgb(self.files[i]), self.targets[i]
+        except Exception as err:  # any decoder error: name the file instead of a Pillow traceback
+            where = f" of the {self.split} split" if self.split else ""
+            reason = " ".join(str(err).split())
+            raise UnreadableImageError(
+                f"cannot read image {self.files[i]}{where} ({type(err).__name__}: {reason}); replace or "
+                "delete it, or pass --data.skip_bad_images true to check every image first and skip "
+                "unreadable ones"
+            ) from None
 
     def identity(self) -> Iterator[bytes]:
         # Size and mtime stand in for the pixels: hashing every image would cost a full read.
