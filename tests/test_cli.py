@@ -21,7 +21,7 @@ import torch.distributed as dist
 import yaml
 
 from clip_lightning.cli import main
-from tests.helpers import TINY_VIT, make_image_folder, random_state_dict
+from tests.helpers import TINY_VIT, make_image_folder, random_state_dict, write_bad_image
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = Path(__file__).resolve().parent / "conf"
@@ -158,6 +158,19 @@ def test_user_errors_are_one_clear_message(workdir: Path, cli: Cli, args: list[s
     code, _, err = cli("test", *conf(), *args)  # any other exception would fail the test here
     assert code == 2
     assert message in err
+
+
+def test_unreadable_images_stop_the_run_or_are_skipped_and_listed(workdir: Path, cli: Cli) -> None:
+    root = make_image_folder(workdir / "folder", ["a", "b"], {"test": 3})
+    bad = write_bad_image(root / "test" / "b" / "9.png", "truncated")
+    args = conf(dataset="imagefolder", root=str(root), batch_size=4)
+    code, _, err = cli("test", *args)
+    assert code == 2 and str(bad) in err and "--data.skip_bad_images true" in err
+    code, _, err = cli("test", *args, "--data.skip_bad_images", "true")
+    assert code == 0, err[-3000:]
+    (path,) = (workdir / "runs" / "t").glob("version_*/results.json")
+    res = json.loads(path.read_text())
+    assert res["skipped_images"] == [{"split": "test", "path": str(bad)}] and res["num_test_samples"] == 6
 
 
 @pytest.mark.parametrize("devices", [1, pytest.param(2, marks=pytest.mark.ddp)])

@@ -116,6 +116,7 @@ class FrozenBackboneTask(L.LightningModule):
             # The task's own results first, then the callbacks' in the order of the callback list
             # (whichever of their on_test_epoch_end hooks Lightning ran first).
             tasks=dict(sorted(self._results.items(), key=lambda item: item[0] != self.task_name)),
+            skipped_images=list(dm.skipped_images),
         )
 
     def pretrained_tag(self) -> str:

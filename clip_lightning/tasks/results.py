@@ -32,6 +32,8 @@ class RunResult:
     classnames: list[str]
     templates: list[str]
     tasks: dict[str, TaskResult] = field(default_factory=dict)
+    # (split, path) of unreadable images left out (--data.skip_bad_images)
+    skipped_images: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def task(self) -> str:
@@ -63,6 +65,7 @@ class RunResult:
             "checkpoint_source": self.checkpoint_source,
             "classnames": self.classnames,
             "templates": self.templates,
+            "skipped_images": [{"split": split, "path": path} for split, path in self.skipped_images],
         }
         for result in self.tasks.values():
             out.update(result.extras)
