@@ -23,6 +23,24 @@ def test_non_checkpoint_file_is_refused(tmp_path: Path) -> None:
         clip.load(str(other), device="cpu")
 
 
+@pytest.mark.parametrize("jit", [False, True])
+def test_torchscript_of_another_module_is_refused_naming_the_file(tmp_path: Path, jit: bool) -> None:
+    path = tmp_path / "linear.pt"
+    torch.jit.script(torch.nn.Linear(3, 4)).save(str(path))
+    with pytest.raises(CheckpointError, match=f"{path} is not a CLIP checkpoint.*missing key"):
+        clip.load(str(path), device="cpu", jit=jit)
+
+
+def test_state_dict_missing_some_transformer_keys_is_refused_naming_them(tmp_path: Path) -> None:
+    state = random_state_dict(TINY_VIT)
+    missing = [k for k in state if k.startswith("transformer.resblocks.1.attn.")]
+    path = tmp_path / "partial.pt"
+    torch.save({k: v for k, v in state.items() if k not in missing}, path)
+    with pytest.raises(CheckpointError, match="parameters missing") as info:
+        clip.load(str(path), device="cpu")
+    assert str(path) in str(info.value) and all(k in str(info.value) for k in missing)
+
+
 @pytest.mark.parametrize("config", [TINY_VIT, TINY_RN], ids=["vit", "resnet"])
 @pytest.mark.parametrize("jit", [False, True])
 def test_state_dict_and_torchscript_load_on_cpu(tmp_path: Path, config, jit: bool) -> None:
