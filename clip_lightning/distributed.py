@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.distributed as dist
 from torchmetrics.utilities.distributed import gather_all_tensors
@@ -12,6 +15,7 @@ __all__ = [
     "dedup_by_index",
     "gather_by_index",
     "in_process_group",
+    "local_only",
     "own_by_index",
     "raise_on_every_rank",
 ]
@@ -67,20 +71,35 @@ def gather_by_index(
     return dedup_by_index(index.cpu(), *(v.cpu() for v in values))
 
 
+_alone = False
+
+
+@contextmanager
+def local_only() -> Iterator[None]:
+    """Within it, :func:`all_reduce` and :func:`broadcast_from_zero` act as without a group:
+    for work one process does alone (a fit on features gathered to rank 0)."""
+    global _alone
+    before, _alone = _alone, True
+    try:
+        yield
+    finally:
+        _alone = before
+
+
 def all_reduce(tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
     """``tensor`` summed (``op="sum"``) or maxed (``"max"``) over processes; itself without a group.
 
     A collective. The probe's solver sums its loss and gradient with it at every L-BFGS
     evaluation: ring all-reduces give every process the same bits, so all take the same steps.
     """
-    if in_process_group():
+    if in_process_group() and not _alone:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
     return tensor
 
 
 def broadcast_from_zero(tensor: torch.Tensor) -> torch.Tensor:
     """Rank 0's ``tensor`` on every process (in place); itself without a group. A collective."""
-    if in_process_group():
+    if in_process_group() and not _alone:
         dist.broadcast(tensor, src=0)
     return tensor
 

@@ -6,11 +6,13 @@ import hashlib
 import json
 import os
 import tempfile
-from typing import Any
+import zipfile
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO
 
 import numpy as np
 
-__all__ = ["FeatureCache"]
+__all__ = ["FeatureCache", "read_rows"]
 
 _FORMAT = 1
 
@@ -45,17 +47,62 @@ class FeatureCache:
         except (OSError, ValueError, KeyError):
             return None  # unreadable: treated as a miss and overwritten
 
+    def peek(self, key: dict[str, Any]) -> tuple[str, int] | None:
+        """``(path, rows)`` of the entry for ``key`` without reading its features; None on a miss."""
+        path = self.path(key)
+        if not os.path.isfile(path):
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if json.loads(str(data["key"])) != {**key, "format": _FORMAT}:
+                    return None
+                return path, len(data["index"])
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            return None
+
     def save(self, key: dict[str, Any], arrays: dict[str, np.ndarray]) -> str:
+        """Write ``arrays`` under ``key`` (atomically)."""
+        payload: dict[str, Any] = {**self._payload(key), **arrays}
+        return self._write(key, lambda f: np.savez(f, **payload))
+
+    def save_streamed(
+        self,
+        key: dict[str, Any],
+        arrays: dict[str, np.ndarray],
+        rows: tuple[str, np.dtype, tuple[int, ...], Iterator[np.ndarray]],
+    ) -> str:
+        """Write ``arrays`` and one more array ``rows = (name, dtype, shape, chunks)`` fed chunk by
+        chunk (rows in order), so a split larger than memory is never held whole; same file format."""
+        name, dtype, shape, chunks = rows
+
+        def write(f: BinaryIO) -> None:
+            with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+                for member, array in {**self._payload(key), **arrays}.items():
+                    with archive.open(f"{member}.npy", "w", force_zip64=True) as out:
+                        np.lib.format.write_array(out, np.asanyarray(array), allow_pickle=False)
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as out:
+                    header = {
+                        "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                        "fortran_order": False,
+                        "shape": shape,
+                    }
+                    np.lib.format.write_array_header_2_0(out, header)
+                    for chunk in chunks:
+                        out.write(np.ascontiguousarray(chunk, dtype=dtype).tobytes())
+
+        return self._write(key, write)
+
+    @staticmethod
+    def _payload(key: dict[str, Any]) -> dict[str, np.ndarray]:
+        return {"key": np.array(json.dumps({**key, "format": _FORMAT}, sort_keys=True))}
+
+    def _write(self, key: dict[str, Any], write: Callable[[BinaryIO], None]) -> str:
         os.makedirs(self.root, exist_ok=True)
         path = self.path(key)
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                payload: dict[str, Any] = {
-                    "key": np.array(json.dumps({**key, "format": _FORMAT}, sort_keys=True))
-                }
-                payload.update(arrays)
-                np.savez(f, **payload)
+                write(f)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
@@ -64,3 +111,35 @@ class FeatureCache:
                 os.remove(tmp)
             raise
         return path
+
+
+def read_rows(path: str, name: str, rows: np.ndarray) -> np.ndarray:
+    """Rows ``rows`` of array ``name`` in the (uncompressed) .npz at ``path``, without reading the rest.
+
+    The array is memory-mapped where it lies in the archive, so a process reading its share of
+    a large split holds only that share.
+    """
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(f"{name}.npy")
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise ValueError(f"{path}: {name} is compressed")
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        local = f.read(30)  # the member's local header: name and extra lengths at bytes 26..29
+        f.seek(
+            info.header_offset
+            + 30
+            + int.from_bytes(local[26:28], "little")
+            + int.from_bytes(local[28:30], "little")
+        )
+        version = np.lib.format.read_magic(f)
+        shape, fortran, dtype = (
+            np.lib.format.read_array_header_1_0(f)
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0(f)
+        )
+        offset = f.tell()
+    if fortran:
+        raise ValueError(f"{path}: {name} is Fortran-ordered")
+    mapped = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
+    return np.array(mapped[rows])

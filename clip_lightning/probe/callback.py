@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -15,14 +18,30 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from ..datamodule import clip_datamodule
 from ..datasets import dataset_fingerprint
-from ..distributed import in_process_group
+from ..distributed import all_reduce, in_process_group, local_only
 from ..errors import ConfigError, UserError
 from ..reporting import log_probe_search
 from ..tasks.base import FrozenBackboneTask
 from .cache import FeatureCache
-from .protocol import ProbeResult, linear_probe
+from .protocol import ProbeResult, Solver, linear_probe
+from .shards import cached_share, save_merged
 
 __all__ = ["LinearProbe"]
+
+
+@contextmanager
+def _every_core() -> Iterator[None]:
+    # A CPU matmul's result depends on its thread count (the gradient's long reduction is split
+    # across threads), and DDP leaves each process fewer threads: a fit that one process runs
+    # alone uses them all, the same count a 1-process run uses, so both fit bit for bit alike.
+    before = torch.get_num_threads()
+    torch.set_num_threads(
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class LinearProbe(Callback):
@@ -35,7 +54,11 @@ class LinearProbe(Callback):
             ``projected`` (``encode_image``, as OpenAI's README).
         max_iter: L-BFGS iterations.
         cache_dir: where train/val features are cached between runs (None: no cache).
-        timeout_s: how long other processes wait for rank 0's fit before giving up.
+        timeout_s: with ``solver="sklearn"``, how long other processes wait for rank 0's fit.
+        solver: ``torch`` (default): L-BFGS in torch on the features' device, scikit-learn's
+            objective and stopping rule, warm-started along the search; under DDP each process
+            keeps its own samples and every step all-reduces loss and gradient (nothing is
+            gathered). ``sklearn``: the reference, scikit-learn on rank 0 with gathered features.
     """
 
     def __init__(
@@ -45,12 +68,20 @@ class LinearProbe(Callback):
         max_iter: int = 1000,
         cache_dir: str | None = None,
         timeout_s: float = 24 * 3600,
+        solver: Solver = "torch",
+        shard_features: bool = False,
     ) -> None:
         if C is not None and C <= 0:
             raise ConfigError(f"C must be positive, got {C}")
         if feature_kind not in ("projected", "penultimate"):
             raise ConfigError(f"feature_kind must be 'projected' or 'penultimate', got {feature_kind!r}")
+        if solver not in ("torch", "sklearn"):
+            raise ConfigError(f"solver must be 'torch' or 'sklearn', got {solver!r}")
+        if max_iter < 1:
+            raise ConfigError(f"max_iter must be at least 1, got {max_iter}")
         self.C = C
+        self.solver = solver
+        self.shard_features = shard_features
         self.feature_kind = feature_kind
         self.max_iter = max_iter
         self.cache = FeatureCache(cache_dir) if cache_dir else None
@@ -90,7 +121,15 @@ class LinearProbe(Callback):
         module = self._evaluator(pl_module)
         dm = clip_datamodule(trainer)
         cached: dict[str, dict[str, np.ndarray]] = {}
-        if self.cache is not None and trainer.is_global_zero:
+        if self.cache is not None and self._sharded(trainer):
+            # Every process reads its own share of a hit (rows rank, rank + world, ...).
+            for split in ("train", "val"):
+                if split in self.splits:
+                    hit = cached_share(self.cache, self._cache_key(trainer, module, split), module.device)
+                    if hit is not None:
+                        cached[split] = hit
+            rank_zero_info(f"LinearProbe: cached features for {sorted(cached) or 'no split'}")
+        elif self.cache is not None and trainer.is_global_zero:
             for split in ("train", "val"):  # the test split is always run (zero-shot needs it)
                 if split in self.splits:
                     hit = self.cache.load(self._cache_key(trainer, module, split))
@@ -102,7 +141,7 @@ class LinearProbe(Callback):
         extract = [s for s in self.splits if s not in hits]
         module.request_features(extract, self.feature_kind)
         dm.set_test_splits(extract)
-        if in_process_group():
+        if in_process_group() and not self._sharded(trainer):
             # Its own group with its own timeout: waiting for a long fit must not hit the
             # process group's default (30 min) timeout.
             self._wait_group = dist.new_group(backend="gloo", timeout=timedelta(seconds=self.timeout_s))
@@ -131,22 +170,62 @@ class LinearProbe(Callback):
             self.cache.save(self._cache_key(trainer, module, split), {**arrays, "index": index.numpy()})
         return arrays["features"], arrays["labels"]
 
+    def _sharded(self, trainer: L.Trainer) -> bool:
+        """Whether every process fits on its own samples (else rank 0 fits gathered features)."""
+        return self.solver == "torch" and (self.shard_features or trainer.world_size == 1)
+
+    def _share(
+        self, trainer: L.Trainer, module: FrozenBackboneTask, split: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """This process's own (features, labels) of ``split``, where they were made; a collective."""
+        if split in self._cached:
+            data = self._cached[split]
+            device = module.device
+            return torch.from_numpy(data["features"]).to(device), torch.from_numpy(data["labels"]).to(device)
+        index, labels, features = module.local(split, "label", "features")
+        expected = len(clip_datamodule(trainer).split(split))  # type: ignore[arg-type]
+        limited = trainer.limit_test_batches != 1.0
+        count = int(all_reduce(torch.tensor([index.numel()], device=index.device)))
+        if not limited and count != expected:
+            raise RuntimeError(f"{split}: {count} distinct samples over all processes, expected {expected}")
+        if self.cache is not None and split != "test" and not limited:  # a partial split is never cached
+            save_merged(self.cache, self._cache_key(trainer, module, split), index, labels, features)
+        return features.float(), labels.long()
+
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         module = self._evaluator(pl_module)
+        if self._sharded(trainer):
+            shares = {split: self._share(trainer, module, split) for split in self.splits}
+            # Every process fits on its own samples; the result is the same on all of them.
+            alone = _every_core() if trainer.world_size == 1 else contextlib.nullcontext()
+            with alone:
+                result = self._fit(shares, len(clip_datamodule(trainer).classnames), trainer.is_global_zero)
+            counts = torch.zeros(trainer.world_size, dtype=torch.int64, device=module.device)
+            counts[trainer.global_rank] = len(shares["train"][1])
+            # Evidence that no process held more than its own share of the training features.
+            self._report(trainer, module, result, {"train_samples_per_process": all_reduce(counts).tolist()})
+            return
         data = {split: self._features(trainer, module, split) for split in self.splits}
-        result: ProbeResult | UserError | None = None
+        outcome: ProbeResult | UserError | None = None
         if trainer.is_global_zero:
             try:
-                result = self._fit(data, len(clip_datamodule(trainer).classnames))
+                # rank 0 fits alone: the solver's collectives must not wait for others
+                with local_only(), _every_core():
+                    outcome = self._fit(data, len(clip_datamodule(trainer).classnames), True)
             except UserError as err:  # sent on, so every process stops with it instead of waiting
-                result = err
+                outcome = err
         if self._wait_group is not None:
-            box = [result]
+            box = [outcome]
             dist.broadcast_object_list(box, src=0, group=self._wait_group)
-            result = box[0]
-        if isinstance(result, UserError):
-            raise result
-        assert result is not None
+            outcome = box[0]
+        if isinstance(outcome, UserError):
+            raise outcome
+        assert outcome is not None
+        self._report(trainer, module, outcome, {})
+
+    def _report(
+        self, trainer: L.Trainer, module: FrozenBackboneTask, result: ProbeResult, extra: dict[str, Any]
+    ) -> None:
         for key, value in result.metrics.items():
             # max of identical values is exact (a mean over processes may round)
             module.log(f"test/{key}", value, sync_dist=True, reduce_fx="max")
@@ -155,13 +234,18 @@ class LinearProbe(Callback):
             "C_searched": self.C is None,
             "feature_kind": self.feature_kind,
             "search": {f"{10**e:.6g}": list(s) for e, s in sorted(result.search.items())},
+            "solver": self.solver,
+            "fits": result.fits,
+            "search_seconds": result.search_seconds,
+            "fit_seconds": result.fit_seconds,
+            **extra,
         }
         module.add_results("linear_probe", result.metrics, linear_probe=details)
         if trainer.is_global_zero and result.search:
             scores = {10**e: s[0] for e, s in result.search.items()}
             log_probe_search(trainer, module.log_folder, scores, result.C)
 
-    def _fit(self, data: dict[str, Any], num_classes: int) -> ProbeResult:
+    def _fit(self, data: dict[str, Any], num_classes: int, talk: bool) -> ProbeResult:
         from tqdm import tqdm
 
         train, test = data["train"], data["test"]
@@ -170,14 +254,16 @@ class LinearProbe(Callback):
             f"LinearProbe: {self.feature_kind} features, train {train[0].shape}, "
             f"val {None if val is None else val[0].shape}, test {test[0].shape}"
         )
-        with tqdm(desc="C search", unit="fit", disable=self.C is not None) as bar:
+        quiet = self.C is not None or not talk
+        with tqdm(desc="C search", unit="fit", disable=quiet) as bar:
 
             def progress(c: float, score: tuple[float, float]) -> None:
                 bar.update(1)
                 bar.set_postfix(C=f"{c:.3g}", val_acc=f"{score[0]:.4f}")
 
             result = linear_probe(
-                train, val, test, num_classes, C=self.C, max_iter=self.max_iter, on_evaluate=progress
-            )
+                train, val, test, num_classes, C=self.C, max_iter=self.max_iter, on_evaluate=progress,
+                solver=self.solver,
+            )  # fmt: skip
         rank_zero_info(f"LinearProbe: C = {result.C:.4g}, test top-1 {result.metrics['lp_acc1']:.4f}")
         return result

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
+from ..distributed import all_reduce
 from ..errors import ConfigError
 from ..metrics import classification_metrics
+from . import sklearn_solver, torch_solver
 from .search import Score, search_c
-from .sklearn_solver import fit_logistic, topk_classes, validation_score
+from .sklearn_solver import fit_logistic
 
-__all__ = ["ProbeResult", "check_classes", "linear_probe"]
+__all__ = ["ProbeResult", "Solver", "check_classes", "fit_logistic", "linear_probe", "tally_metrics"]
+
+Solver = Literal["torch", "sklearn"]
+Split = tuple[Any, Any]  # (features, labels): NumPy arrays or tensors (this process's share under DDP)
 
 
 def check_classes(train: np.ndarray, num_classes: int, **others: np.ndarray | None) -> None:
@@ -42,41 +49,132 @@ def check_classes(train: np.ndarray, num_classes: int, **others: np.ndarray | No
 
 @dataclass
 class ProbeResult:
-    """The chosen C, the test metrics (``lp_*``) and the search's ``{log10 C: score}``."""
+    """The chosen C, the test metrics (``lp_*``), the search's ``{log10 C: score}`` and each fit.
+
+    ``fits``: ``{"C", "n_iter", "converged", "seconds"}`` per fit, the refit last;
+    ``search_seconds`` / ``fit_seconds``: wall time of the C search and of the final refit.
+    """
 
     C: float
     metrics: dict[str, float]
     search: dict[float, Score] = field(default_factory=dict)
+    fits: list[dict[str, Any]] = field(default_factory=list)
+    search_seconds: float = 0.0
+    fit_seconds: float = 0.0
+
+
+def tally_metrics(topk: torch.Tensor, target: torch.Tensor, num_classes: int) -> dict[str, float]:
+    """``classification_metrics`` over every process's samples, from all-reduced integer tallies.
+
+    Counts add exactly, so any split of the samples over processes gives the same metrics.
+    """
+    target = target.to(topk.device).long()
+    hit1 = topk[:, 0] == target
+    hit5 = (topk[:, :5] == target[:, None]).any(1)
+    tallies = torch.stack(
+        [torch.bincount(target[h], minlength=num_classes) for h in (torch.ones_like(hit1), hit1, hit5)]
+    )
+    support, top1, top5 = all_reduce(tallies).double()
+    out = {"acc1": float(top1.sum() / support.sum())}
+    if num_classes >= 5:
+        out["acc5"] = float(top5.sum() / support.sum())
+    present = support > 0
+    out["mean_per_class_recall"] = float((top1[present] / support[present]).mean())
+    return out
+
+
+def _present(labels: Any, solver: Solver) -> np.ndarray:
+    if labels is None:
+        return None  # type: ignore[return-value]
+    if solver == "torch":  # every process's labels (a collective)
+        return torch_solver.global_classes(torch.as_tensor(labels).long()).cpu().numpy()
+    return np.asarray(labels)
 
 
 def linear_probe(
-    train: tuple[np.ndarray, np.ndarray],
-    val: tuple[np.ndarray, np.ndarray] | None,
-    test: tuple[np.ndarray, np.ndarray],
+    train: Split,
+    val: Split | None,
+    test: Split,
     num_classes: int,
     C: float | None = None,
     max_iter: int = 1000,
     on_evaluate: Callable[[float, Score], None] | None = None,
+    solver: Solver = "torch",
+    dtype: torch.dtype = torch_solver.DEFAULT_DTYPE,
+    on_fit: Callable[[float, Any], None] | None = None,
 ) -> ProbeResult:
     """Choose C on ``val`` (unless given), refit on train + val, report test metrics.
 
     Metrics: ``lp_acc1``, ``lp_acc5`` (with at least 5 classes), ``lp_mean_per_class_recall``.
+    ``solver="torch"``: each search fit warm-starts from the nearest C already fitted, the refit
+    from the chosen C's solution; under DDP every process calls this with its own samples;
+    ``dtype``: its features' and products' precision. ``solver="sklearn"``: scikit-learn from
+    scratch each time, on one process with all samples. ``on_fit(C, model)`` sees every fit
+    (the search's, then the refit).
     """
-    check_classes(train[1], num_classes, val=None if val is None else val[1], test=test[1])
+    if solver not in ("torch", "sklearn"):
+        raise ConfigError(f"solver must be 'torch' or 'sklearn', got {solver!r}")
+    check_classes(
+        _present(train[1], solver),
+        num_classes,
+        val=None if val is None else _present(val[1], solver),
+        test=_present(test[1], solver),
+    )
+    fits: list[dict[str, Any]] = []
+    fitted: dict[float, Any] = {}
+
+    def fit(x: Any, y: Any, c: float) -> Any:
+        start = time.perf_counter()
+        if solver == "sklearn":
+            model = sklearn_solver.fit_logistic(x, y, c, max_iter)
+            n_iter = int(np.max(model.n_iter_))
+            converged = n_iter < max_iter
+        else:
+            exponent = float(np.log10(c))
+            nearest = min(fitted, key=lambda e: abs(e - exponent)) if fitted else None
+            model = torch_solver.fit_logistic(
+                x, y, c, max_iter, init=None if nearest is None else fitted[nearest], dtype=dtype
+            )
+            n_iter, converged = model.n_iter, model.converged
+        fits.append({"C": float(c), "n_iter": n_iter, "converged": converged,
+                     "seconds": time.perf_counter() - start})  # fmt: skip
+        if on_fit is not None:
+            on_fit(float(c), model)
+        return model
+
+    score = torch_solver.validation_score if solver == "torch" else sklearn_solver.validation_score
     search: dict[float, Score] = {}
+    start = time.perf_counter()
     if C is None:
         if val is None or len(val[1]) == 0:
             raise ValueError("choosing C needs a validation split; give one or a fixed C")
-        x_tr, y_tr = train
-        x_val, y_val = val
-        C, search = search_c(
-            lambda c: validation_score(fit_logistic(x_tr, y_tr, c, max_iter), x_val, y_val),
-            on_evaluate=on_evaluate,
-        )
+
+        def evaluate(c: float) -> Score:
+            model = fit(train[0], train[1], c)
+            fitted[float(np.log10(c))] = model
+            return score(model, val[0], val[1])
+
+        C, search = search_c(evaluate, on_evaluate=on_evaluate)
+    search_seconds = time.perf_counter() - start
+    start = time.perf_counter()
     x_fit, y_fit = train
     if val is not None and len(val[1]):
-        x_fit, y_fit = np.concatenate([train[0], val[0]]), np.concatenate([train[1], val[1]])
-    model = fit_logistic(x_fit, y_fit, C, max_iter)
-    topk = topk_classes(model, test[0], 5)
-    metrics = classification_metrics(topk, torch.from_numpy(test[1].astype(np.int64)), num_classes)
-    return ProbeResult(C=float(C), metrics={f"lp_{k}": v for k, v in metrics.items()}, search=search)
+        join = np.concatenate if isinstance(train[0], np.ndarray) else torch.cat
+        x_fit, y_fit = join([train[0], val[0]]), join([train[1], val[1]])
+    if fitted:  # the refit starts from the chosen C's solution
+        fitted = {float(np.log10(C)): fitted[min(fitted, key=lambda e: abs(e - np.log10(C)))]}
+    model = fit(x_fit, y_fit, C)
+    fit_seconds = time.perf_counter() - start
+    y_test = torch.as_tensor(test[1]).long()
+    if solver == "torch":
+        metrics = tally_metrics(torch_solver.topk_classes(model, test[0], 5), y_test, num_classes)
+    else:
+        metrics = classification_metrics(sklearn_solver.topk_classes(model, test[0], 5), y_test, num_classes)
+    return ProbeResult(
+        C=float(C),
+        metrics={f"lp_{k}": v for k, v in metrics.items()},
+        search=search,
+        fits=fits,
+        search_seconds=search_seconds,
+        fit_seconds=fit_seconds,
+    )

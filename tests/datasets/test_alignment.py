@@ -173,6 +173,8 @@ def test_zero_shot_and_probe_numbers_equal_the_aligned_data(tiny: str, layout: L
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", range(1, 9))  # 8 more layouts: about a minute; the 60-layout label check is fast
+@pytest.mark.parametrize(
+    "seed", range(1, 9)
+)  # 8 more layouts: about a minute; the 60-layout label check is fast
 def test_zero_shot_and_probe_numbers_equal_the_aligned_data_many_layouts(tiny: str, seed: int) -> None:
     _check_numbers(tiny, random_layout(random.Random(seed), train_required=True))

@@ -1,0 +1,172 @@
+"""The linear probe's whole C search: scikit-learn (the reference) against the torch solver.
+
+    python experiments/probe_benchmark.py [--sets digits cifar10-subset cifar100-size]
+        [--dtypes float32 float64] [--sklearn-subsample 5000] [--threads 2]
+
+Same features for both: random-weight ViT-B/32 penultimate features (768 dims) of the bundled
+digits and of ``../shared/data/cifar10-subset`` (experiments/probe_features.py, cached under
+runs/probe_features), and synthetic features the size of CIFAR-100 (50,000 train + 5,000 val
++ 10,000 test x 768, 100 classes: Gaussian class means plus noise, seeded). Each solver runs
+the paper's search (``linear_probe``: every second decade, halving to 1/8 decade, refit on
+train + val) and prints sizes, wall seconds, the ratio, the chosen C, validation and test top-1.
+
+Agreement (the real feature sets): at each C that scikit-learn's search visited, the share of
+test predictions equal to scikit-learn's (over the Cs where scikit-learn converged, i.e. stopped
+before max_iter) and the largest test top-1 gap (points), per torch dtype.
+
+``--sklearn-subsample N``: on the CIFAR-100-size set scikit-learn's search runs on N train
+samples (its whole search on 50,000 would take hours on 2 cores); the torch solver runs on all
+of them *and* on the same N, and the table says which is which.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from clip_lightning.probe.protocol import linear_probe
+from clip_lightning.probe.sklearn_solver import topk_classes as sklearn_topk
+from clip_lightning.probe.torch_solver import fit_logistic
+from clip_lightning.probe.torch_solver import topk_classes as torch_topk
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def synthetic(
+    n_train: int = 50_000, n_val: int = 5_000, n_test: int = 10_000, dims: int = 768, classes: int = 100
+):
+    """Features the size of CIFAR-100's: class means on a sphere plus isotropic noise (seed 0)."""
+    rng = np.random.default_rng(0)
+    means = rng.standard_normal((classes, dims)).astype(np.float32) * 0.15
+
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, classes, n)
+        return (means[y] + rng.standard_normal((n, dims)).astype(np.float32)), y
+
+    (xt, yt), (xv, yv), (xs, ys) = draw(n_train), draw(n_val), draw(n_test)
+    return {"train_x": xt, "train_y": yt, "val_x": xv, "val_y": yv, "test_x": xs, "test_y": ys}
+
+
+def run(
+    data: dict[str, np.ndarray], solver: str, dtype: torch.dtype, classes: int, max_iter: int
+) -> dict[str, Any]:
+    models: dict[float, Any] = {}
+    split = {s: (data[f"{s}_x"], data[f"{s}_y"]) for s in ("train", "val", "test")}
+    if solver == "torch":
+        split = {s: (torch.from_numpy(x), torch.from_numpy(y)) for s, (x, y) in split.items()}
+    start = time.perf_counter()
+    result = linear_probe(
+        split["train"], split["val"], split["test"], classes, max_iter=max_iter, solver=solver,  # type: ignore[arg-type]
+        dtype=dtype, on_fit=lambda c, m: models.setdefault(round(float(np.log10(c)), 9), m),
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    iters = sum(f["n_iter"] for f in result.fits)
+    return {"result": result, "seconds": seconds, "models": models, "iters": iters}
+
+
+def agreement(
+    data: dict[str, np.ndarray], ref: dict[str, Any], ours: dict[str, Any], max_iter: int, dtype: torch.dtype
+):
+    """(share of equal test predictions where sklearn converged, largest |top-1 gap| in points, Cs)."""
+    x, y = data["test_x"], data["test_y"]
+    equal = total = 0
+    gap = 0.0
+    for exponent, sk in ref["models"].items():
+        model = ours["models"].get(exponent)
+        if model is None:  # a C only scikit-learn's search visited: fit it, warm from the nearest
+            near = min(ours["models"], key=lambda e: abs(e - exponent))
+            model = fit_logistic(
+                data["train_x"],
+                data["train_y"],
+                10**exponent,
+                max_iter,
+                init=ours["models"][near],
+                dtype=dtype,
+            )
+        p_sk = sklearn_topk(sk, x, 1)[:, 0].numpy()
+        p_t = torch_topk(model, x, 1)[:, 0].numpy()
+        gap = max(gap, abs((p_sk == y).mean() - (p_t == y).mean()) * 100)
+        if int(np.max(sk.n_iter_)) < max_iter:
+            equal += int((p_sk == p_t).sum())
+            total += len(y)
+    return equal / max(total, 1), gap, len(ref["models"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sets", nargs="+", default=["digits", "cifar10-subset", "cifar100-size"])
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"], choices=sorted(DTYPES))
+    parser.add_argument("--max-iter", type=int, default=1000)
+    parser.add_argument("--sklearn-subsample", type=int, default=5000)
+    parser.add_argument("--features", type=Path, default=Path("runs/probe_features"))
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu (no GPU lent)")
+    rows = []
+    for name in args.sets:
+        if name == "cifar100-size":
+            data = synthetic()
+        else:
+            from probe_features import extract
+
+            data = extract(name, args.features)
+        classes = int(data["train_y"].max()) + 1
+        size = f"{len(data['train_y'])}+{len(data['val_y'])}/{len(data['test_y'])} x {data['train_x'].shape[1]} x {classes}"
+        sk_data = data
+        if name == "cifar100-size" and args.sklearn_subsample:
+            sk_data = {
+                **data,
+                "train_x": data["train_x"][: args.sklearn_subsample],
+                "train_y": data["train_y"][: args.sklearn_subsample],
+            }
+        ref = run(sk_data, "sklearn", torch.float64, classes, args.max_iter)
+        rows.append(
+            (
+                name,
+                size if sk_data is data else f"{size} (train {args.sklearn_subsample})",
+                "sklearn",
+                ref,
+                None,
+            )
+        )
+        for dt in args.dtypes:
+            same = run(sk_data, "torch", DTYPES[dt], classes, args.max_iter)
+            agree = (
+                agreement(sk_data, ref, same, args.max_iter, DTYPES[dt]) if name != "cifar100-size" else None
+            )
+            rows.append((name, rows[-1][1] if sk_data is not data else size, f"torch {dt}", same, agree))
+            if sk_data is not data:
+                full = run(data, "torch", DTYPES[dt], classes, args.max_iter)
+                rows.append((name, size, f"torch {dt}", full, None))
+            print_rows(rows[-2:] if sk_data is data else rows[-3:], ref)
+    print("\n## all")
+    print_rows(rows, None)
+
+
+def print_rows(rows: list, ref: dict[str, Any] | None) -> None:
+    head = f"{'set':16} {'size (train+val/test x dims x classes)':44} {'solver':14} {'fits':>4} {'iters':>6} {'search s':>9} {'refit s':>8} {'total s':>8} {'C':>9} {'val top1':>8} {'test top1':>9}  agreement"
+    print(head)
+    for name, size, solver, r, agree in rows:
+        res = r["result"]
+        val = res.search[round(float(np.log10(res.C)), 9)][0] if res.search else float("nan")
+        extra = (
+            ""
+            if agree is None
+            else f"{agree[0] * 100:.2f}% equal predictions, max top-1 gap {agree[1]:.2f} pts over {agree[2]} Cs"
+        )
+        print(
+            f"{name:16} {size:44} {solver:14} {len(res.fits):4d} {r['iters']:6d} {res.search_seconds:9.1f} {res.fit_seconds:8.1f} {r['seconds']:8.1f} {res.C:9.4g} {val:8.4f} {res.metrics['lp_acc1']:9.4f}  {extra}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

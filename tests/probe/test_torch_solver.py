@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from sklearn.linear_model import LogisticRegression
+
+from clip_lightning import CLIPDataModule
+from clip_lightning.metrics import classification_metrics
+from clip_lightning.models import CLIP, image_transform
+from clip_lightning.probe import sklearn_solver
+from clip_lightning.probe.protocol import linear_probe, tally_metrics
+from clip_lightning.probe.torch_solver import fit_logistic, topk_classes, validation_score
+from tests.helpers import TINY_VIT, random_state_dict
+
+Features = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+@pytest.fixture(scope="module")
+def digits_features() -> Features:
+    """Penultimate features (64 dims) of a random tiny ViT on the bundled digits' three splits."""
+    model = CLIP(TINY_VIT).eval()
+    model.load_state_dict(random_state_dict(TINY_VIT, seed=5))
+    transform = image_transform(32)
+    dm = CLIPDataModule("digits", transform=transform)
+    out = {}
+    for split in ("train", "val", "test"):
+        samples = dm.split(split)
+        images = torch.stack([transform(samples[i][0]) for i in range(len(samples))])  # type: ignore[arg-type]
+        labels = np.array([samples[i][1] for i in range(len(samples))])  # type: ignore[arg-type]
+        with torch.no_grad():
+            out[split] = (model.encode_image(images, projected=False).numpy(), labels)
+    return out
+
+
+def _objective(x: np.ndarray, y: np.ndarray, weight: np.ndarray, bias: np.ndarray, C: float) -> float:
+    """scikit-learn's objective, C * summed cross-entropy + 0.5 ||W||^2, in float64."""
+    logits = x.astype(np.float64) @ weight.T + bias
+    logits -= logits.max(1, keepdims=True)
+    log_p = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    return C * -log_p[np.arange(len(y)), y].sum() + 0.5 * (weight**2).sum()
+
+
+@pytest.mark.parametrize("C", [1e-3, 0.1, 10.0])
+def test_agrees_with_sklearn_at_the_same_c(digits_features: Features, C: float) -> None:
+    (x, y), (xt, yt) = digits_features["train"], digits_features["test"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = LogisticRegression(solver="lbfgs", max_iter=1000, C=C).fit(x, y)
+    assert ref.n_iter_[0] < 1000  # scikit-learn converged: the targets apply
+    ours = fit_logistic(x, y, C, max_iter=1000)
+    assert ours.converged and 0 < ours.n_iter < 1000
+    ours_pred = topk_classes(ours, xt, 1)[:, 0].numpy()
+    assert (ours_pred == ref.predict(xt)).mean() >= 0.995
+    assert abs((ours_pred == yt).mean() - ref.score(xt, yt)) <= 0.003
+    # The same minimum: neither objective value is better than the other beyond the tolerances.
+    mine = _objective(x, y, ours.weight.numpy(), ours.bias.numpy(), C)
+    theirs = _objective(x, y, ref.coef_, ref.intercept_, C)
+    assert abs(mine - theirs) <= 1e-3 * theirs
+
+
+def test_max_iter_and_tol_mean_what_they_mean_in_sklearn(digits_features: Features) -> None:
+    x, y = digits_features["train"]
+    short = fit_logistic(x, y, 1.0, max_iter=3)
+    assert short.n_iter == 3 and not short.converged
+    # A tolerance the zero start already meets: no iteration at all, as scipy's gtol test.
+    loose = fit_logistic(x, y, 1.0, max_iter=100, tol=1e3)
+    assert loose.n_iter == 0 and loose.converged
+    assert torch.count_nonzero(loose.weight) == 0
+
+
+def test_warm_start_from_a_neighbouring_c_takes_fewer_iterations(digits_features: Features) -> None:
+    x, y = digits_features["train"]
+    near = fit_logistic(x, y, 10**0.75, dtype=torch.float64)
+    cold = fit_logistic(x, y, 1.0, dtype=torch.float64)
+    warm = fit_logistic(x, y, 1.0, init=near, dtype=torch.float64)
+    again = fit_logistic(x, y, 1.0, init=warm, dtype=torch.float64)
+    assert warm.n_iter < cold.n_iter and again.n_iter <= 1
+    xt = digits_features["test"][0]
+    assert (topk_classes(warm, xt, 1) == topk_classes(cold, xt, 1)).float().mean() >= 0.995
+
+
+def test_the_searches_choose_the_same_c_and_score_alike(digits_features: Features) -> None:
+    train, val, test = (digits_features[s] for s in ("train", "val", "test"))
+    ref = linear_probe(train, val, test, 10, solver="sklearn", max_iter=300)
+    ours = linear_probe(train, val, test, 10, solver="torch", max_iter=300)
+    # The same C, or one whose validation accuracy is within two validation samples of it
+    # (at large C both stop at tol=1e-4 far from the exact minimum, on different paths).
+    best = ref.search[round(float(np.log10(ref.C)), 9)][0]
+    assert abs(ours.search[round(float(np.log10(ours.C)), 9)][0] - best) <= 2 / len(val[1]) + 1e-9
+    converged = {round(float(np.log10(f["C"])), 9) for f in ref.fits[:-1] if f["converged"]}
+    for exponent in set(ours.search) & converged:  # validation accuracy at the same C
+        assert abs(ours.search[exponent][0] - ref.search[exponent][0]) <= 2 / len(val[1]) + 1e-9
+    assert len(ours.fits) == len(ours.search) + 1 and all(f["n_iter"] >= 0 for f in ours.fits)
+    # Warm starts: the torch search needs fewer iterations in all than scikit-learn's cold fits.
+    assert sum(f["n_iter"] for f in ours.fits) < sum(f["n_iter"] for f in ref.fits)
+
+
+def test_tally_metrics_equal_classification_metrics() -> None:
+    gen = torch.Generator().manual_seed(0)
+    target = torch.randint(0, 7, (500,), generator=gen)
+    topk = torch.stack([torch.randperm(7, generator=gen)[:5] for _ in range(500)])
+    topk[:200, 0] = target[:200]
+    expected = classification_metrics(topk, target, 7)
+    got = tally_metrics(topk, target, 7)
+    assert got.keys() == expected.keys()
+    for key in got:
+        assert got[key] == pytest.approx(expected[key], abs=1e-6)
+
+
+def test_validation_score_matches_sklearn_on_the_same_model(digits_features: Features) -> None:
+    (x, y), (xv, yv) = digits_features["train"], digits_features["val"]
+    ours = fit_logistic(x, y, 0.1, dtype=torch.float64)
+    ref = sklearn_solver.fit_logistic(x, y, 0.1)
+    ref.coef_, ref.intercept_ = ours.weight.numpy(), ours.bias.numpy()
+    assert validation_score(ours, xv, yv) == pytest.approx(
+        sklearn_solver.validation_score(ref, xv, yv), abs=1e-9
+    )
+
+
+def _ddp_worker(rank: int, port: int, x: np.ndarray, y: np.ndarray, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        torch.set_num_threads(1)
+        mine = slice(rank, None, 2)  # a distributed sampler's share
+        model = fit_logistic(x[mine], y[mine], 0.01, dtype=torch.float64)
+        score = validation_score(model, x[mine], y[mine])
+        torch.save({"weight": model.weight, "bias": model.bias, "n_iter": model.n_iter, "score": score,
+                    "rows": len(y[mine])}, f"{out}/{rank}.pt")  # fmt: skip
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.ddp
+def test_two_processes_fit_on_their_own_halves_like_one(digits_features: Features, tmp_path: Path) -> None:
+    x, y = digits_features["train"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.start_processes(_ddp_worker, args=(port, x, y, str(tmp_path)), nprocs=2, start_method="spawn")
+    zero, one = (torch.load(tmp_path / f"{r}.pt") for r in (0, 1))
+    assert torch.equal(zero["weight"], one["weight"]) and torch.equal(zero["bias"], one["bias"])
+    assert zero["rows"] + one["rows"] == len(y) and max(zero["rows"], one["rows"]) == (len(y) + 1) // 2
+    single = fit_logistic(x, y, 0.01, dtype=torch.float64)
+    assert zero["n_iter"] == single.n_iter
+    torch.testing.assert_close(zero["weight"], single.weight, rtol=0, atol=1e-6)
+    assert zero["score"] == pytest.approx(validation_score(single, x, y), abs=1e-9)
