@@ -22,6 +22,7 @@ __all__ = [
     "RunLogger",
     "add_figure",
     "check_writable",
+    "file_mode",
     "log_figures",
     "log_probe_search",
     "print_summary",
@@ -74,7 +75,7 @@ def check_writable(folder: str, what: str, option: str) -> None:
         ) from None
 
 
-def _file_mode() -> int:
+def file_mode() -> int:
     """The mode ``open()`` gives new files (0o666 less the umask); mkstemp's own is 0o600."""
     umask = os.umask(0)
     os.umask(umask)
@@ -88,7 +89,7 @@ def _atomic_file(folder: str, name: str, mode: str) -> Iterator[IO[Any]]:
     stem, suffix = os.path.splitext(name)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{stem}.", suffix=suffix)
     try:
-        os.fchmod(fd, _file_mode())
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, mode) as f:
             yield f
         os.replace(tmp, os.path.join(folder, name))

@@ -12,6 +12,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from ..reporting import file_mode
+
 __all__ = ["FeatureCache", "read_rows"]
 
 _FORMAT = 1
@@ -44,8 +46,8 @@ class FeatureCache:
                 if stored != {**key, "format": _FORMAT}:
                     return None
                 return {k: data[k] for k in data.files if k != "key"}
-        except (OSError, ValueError, KeyError):
-            return None  # unreadable: treated as a miss and overwritten
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            return None  # unreadable (cut short, empty, not a zip): a miss, overwritten on save
 
     def peek(self, key: dict[str, Any]) -> tuple[str, int] | None:
         """``(path, rows)`` of the entry for ``key`` without reading its features; None on a miss."""
@@ -57,7 +59,7 @@ class FeatureCache:
                 if json.loads(str(data["key"])) != {**key, "format": _FORMAT}:
                     return None
                 return path, len(data["index"])
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # cut or empty: a miss
             return None
 
     def save(self, key: dict[str, Any], arrays: dict[str, np.ndarray]) -> str:
@@ -101,6 +103,7 @@ class FeatureCache:
         path = self.path(key)
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".", suffix=".tmp")
         try:
+            os.fchmod(fd, file_mode())  # mkstemp's 0600 would differ from every other file
             with os.fdopen(fd, "wb") as f:
                 write(f)
                 f.flush()

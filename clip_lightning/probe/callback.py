@@ -18,15 +18,22 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from ..datamodule import clip_datamodule
 from ..datasets import dataset_fingerprint
-from ..distributed import all_reduce, in_process_group, local_only
+from ..distributed import all_reduce, in_process_group, local_only, raise_on_every_rank
 from ..errors import ConfigError, UserError
-from ..reporting import log_probe_search
+from ..reporting import check_writable, log_probe_search
 from ..tasks.base import FrozenBackboneTask
 from .cache import FeatureCache
 from .protocol import ProbeResult, Solver, linear_probe
 from .shards import cached_share, save_merged
 
 __all__ = ["LinearProbe"]
+
+
+def _limited(trainer: L.Trainer) -> bool:
+    """Whether test batches are cut: Lightning reads an int as a count of batches (1 = one batch)
+    and only the float 1.0 as all of them."""
+    limit = trainer.limit_test_batches
+    return not (isinstance(limit, float) and limit == 1.0)
 
 
 @contextmanager
@@ -119,6 +126,15 @@ class LinearProbe(Callback):
         if stage != "test":
             return
         module = self._evaluator(pl_module)
+        error = None
+        if self.cache is not None and trainer.is_global_zero:  # before features are extracted, not after
+            try:
+                check_writable(
+                    self.cache.root, "the probe's feature cache", "--trainer.callbacks.init_args.cache_dir"
+                )
+            except ConfigError as err:
+                error = err
+        raise_on_every_rank(error)
         dm = clip_datamodule(trainer)
         cached: dict[str, dict[str, np.ndarray]] = {}
         if self.cache is not None and self._sharded(trainer):
@@ -163,7 +179,7 @@ class LinearProbe(Callback):
             "labels": labels.numpy().astype(np.int64),
         }
         expected = len(clip_datamodule(trainer).split(split))  # type: ignore[arg-type]
-        limited = trainer.limit_test_batches != 1.0
+        limited = _limited(trainer)
         if not limited and not torch.equal(index, torch.arange(expected)):
             raise RuntimeError(f"{split}: gathered {index.numel()} distinct samples, expected {expected}")
         if self.cache is not None and split != "test" and not limited:  # a partial split is never cached
@@ -184,7 +200,7 @@ class LinearProbe(Callback):
             return torch.from_numpy(data["features"]).to(device), torch.from_numpy(data["labels"]).to(device)
         index, labels, features = module.local(split, "label", "features")
         expected = len(clip_datamodule(trainer).split(split))  # type: ignore[arg-type]
-        limited = trainer.limit_test_batches != 1.0
+        limited = _limited(trainer)
         count = int(all_reduce(torch.tensor([index.numel()], device=index.device)))
         if not limited and count != expected:
             raise RuntimeError(f"{split}: {count} distinct samples over all processes, expected {expected}")

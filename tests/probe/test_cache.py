@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from clip_lightning.probe.cache import FeatureCache
 
@@ -35,3 +37,24 @@ def test_a_killed_write_leaves_nothing_trusted(tmp_path: Path) -> None:
     other = {**KEY, "split": "val"}
     os.replace(cache.path(KEY), cache.path(other))
     assert cache.load(other) is None
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated"])
+def test_a_damaged_entry_is_a_miss_and_is_replaced(tmp_path: Path, damage: str) -> None:
+    cache = FeatureCache(str(tmp_path))
+    arrays = {"features": np.arange(600, dtype=np.float32).reshape(100, 6), "index": np.arange(100)}
+    path = Path(cache.save(KEY, arrays))
+    data = path.read_bytes()
+    path.write_bytes(b"" if damage == "empty" else data[: len(data) // 2])
+    assert cache.load(KEY) is None and cache.peek(KEY) is None
+    cache.save(KEY, arrays)
+    np.testing.assert_array_equal(cache.load(KEY)["features"], arrays["features"])  # type: ignore[index]
+
+
+def test_entries_have_ordinary_file_modes(tmp_path: Path) -> None:
+    umask = os.umask(0o022)
+    try:
+        path = FeatureCache(str(tmp_path)).save(KEY, {"index": np.arange(3)})
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644

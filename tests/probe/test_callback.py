@@ -12,6 +12,7 @@ from PIL import Image
 from sklearn.linear_model import LogisticRegression
 
 from clip_lightning import CLIPDataModule, CLIPEvaluator, LinearProbe
+from clip_lightning.errors import ConfigError
 from tests.helpers import TINY_VIT, oracle_model, random_state_dict
 
 with warnings.catch_warnings():
@@ -112,15 +113,27 @@ def test_feature_kind_shapes(tmp_path: Path, kind: str) -> None:
         assert np.array_equal(data["index"], np.arange(1295))
 
 
-def test_limited_run_probes_what_it_saw_and_caches_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("batches", [3, 1])  # an int 1 is one batch in Lightning (1.0 is all of them)
+def test_limited_run_probes_what_it_saw_and_caches_nothing(tmp_path: Path, batches: int) -> None:
     torch.save(random_state_dict(TINY_VIT, seed=5), tmp_path / "tiny.pt")
     evaluator = CLIPEvaluator(name=str(tmp_path / "tiny.pt"))
     dm = CLIPDataModule("digits", batch_size=100, num_workers=0, transform=evaluator.preprocess)
     cache_dir = tmp_path / "cache"
     trainer = L.Trainer(
-        accelerator="cpu", logger=False, enable_progress_bar=False, limit_test_batches=3,
+        accelerator="cpu", logger=False, enable_progress_bar=False, limit_test_batches=batches,
         callbacks=[LinearProbe(C=1.0, cache_dir=str(cache_dir), max_iter=100)],
     )  # fmt: skip
     metrics = trainer.test(evaluator, dm, verbose=False)[0]
     assert 0.0 <= metrics["test/lp_acc1"] <= 1.0
     assert not list(cache_dir.glob("*.npz"))  # a partial split must never be reused as whole
+
+
+def test_an_unwritable_cache_is_refused_before_any_feature_is_extracted(tmp_path: Path) -> None:
+    torch.save(random_state_dict(TINY_VIT, seed=5), tmp_path / "tiny.pt")
+    evaluator = CLIPEvaluator(name=str(tmp_path / "tiny.pt"))
+    dm = CLIPDataModule("digits", batch_size=100, num_workers=0, transform=evaluator.preprocess)
+    probe = LinearProbe(C=1.0, cache_dir=str(tmp_path / "tiny.pt" / "cache"))  # under a file: unwritable
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, callbacks=[probe])
+    with pytest.raises(ConfigError, match="cannot write the probe's feature cache .*cache_dir"):
+        trainer.test(evaluator, dm, verbose=False)
+    assert evaluator.feature_splits == frozenset()  # stopped in setup, before any batch
