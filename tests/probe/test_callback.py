@@ -134,6 +134,6 @@ def test_an_unwritable_cache_is_refused_before_any_feature_is_extracted(tmp_path
     dm = CLIPDataModule("digits", batch_size=100, num_workers=0, transform=evaluator.preprocess)
     probe = LinearProbe(C=1.0, cache_dir=str(tmp_path / "tiny.pt" / "cache"))  # under a file: unwritable
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, callbacks=[probe])
-    with pytest.raises(ConfigError, match="cannot write the probe's feature cache .*cache_dir"):
+    with pytest.raises(ConfigError, match=r"cannot write the probe's feature cache .*cache_dir"):
         trainer.test(evaluator, dm, verbose=False)
     assert evaluator.feature_splits == frozenset()  # stopped in setup, before any batch
