@@ -1,10 +1,16 @@
-"""The ``clip-lightning`` command: LightningCLI over CLIPEvaluator and CLIPDataModule."""
+"""The ``clip-lightning`` command: LightningCLI over a task and a DataModule.
+
+The task is any :class:`~clip_lightning.tasks.base.FrozenBackboneTask` and the data any
+LightningDataModule (``class_path`` in a config, or ``--model RetrievalEvaluator``); without one they
+are CLIPEvaluator and CLIPDataModule, so ``model: {name: ...}`` and ``--data.dataset`` work as they are.
+"""
 
 from __future__ import annotations
 
 import sys
 from typing import Any
 
+import lightning as L
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from .datamodule import CLIPDataModule
@@ -12,9 +18,10 @@ from .errors import UserError
 from .ops.allocator import keep_freed_memory
 from .probe.callback import LinearProbe  # noqa: F401  (importable by short name in configs)
 from .reporting import check_writable
+from .tasks.base import FrozenBackboneTask
 from .tasks.zeroshot import CLIPEvaluator
 
-__all__ = ["TRAINER_DEFAULTS", "CLIPLightningCLI", "main"]
+__all__ = ["TRAINER_DEFAULTS", "CLIPLightningCLI", "main", "user_error"]
 
 # The trainer block every config shares; a config (or the command line) sets only what differs,
 # e.g. ``trainer.precision`` or ``trainer.logger.init_args.name``.
@@ -31,7 +38,13 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 class CLIPLightningCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # The data transform is the model's own preprocess, so their resolutions always agree.
-        parser.link_arguments("model.preprocess", "data.transform", apply_on="instantiate")
+        parser.link_arguments("model.preprocess", "data.init_args.transform", apply_on="instantiate")
+        parser.set_defaults(
+            {
+                "model": {"class_path": f"{CLIPEvaluator.__module__}.CLIPEvaluator"},
+                "data": {"class_path": f"{CLIPDataModule.__module__}.CLIPDataModule"},
+            }
+        )
 
     def _prepare_subcommand_parser(
         self, klass: type, subcommand: str, **kwargs: Any
@@ -68,15 +81,34 @@ def main(args: Any = None) -> None:
     keep_freed_memory()  # this process is ours: no page faults on every batch's activations
     try:
         CLIPLightningCLI(
-            CLIPEvaluator,
-            CLIPDataModule,
+            FrozenBackboneTask,
+            L.LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
             save_config_kwargs={"overwrite": True},
             trainer_defaults=TRAINER_DEFAULTS,
             args=args,
         )
-    except UserError as err:
-        print(f"clip-lightning: error: {err}", file=sys.stderr)
+    except Exception as err:
+        # jsonargparse wraps what a subclass's __init__ raised (``--data.dataset cifar11``) in a
+        # ValueError listing the Union's subtypes; the user's mistake is the UserError inside.
+        cause = user_error(err)
+        if cause is None:
+            raise
+        print(f"clip-lightning: error: {cause}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def user_error(err: BaseException) -> UserError | None:
+    """The UserError ``err`` is or was raised from, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, UserError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 if __name__ == "__main__":

@@ -121,7 +121,11 @@ def test_print_config(workdir: Path, cli: Cli) -> None:
     code, out, err = cli("test", *conf(), "--print_config")
     assert code == 0, err[-2000:]
     printed = yaml.safe_load(out)
-    assert printed["data"]["dataset"] == "digits" and printed["model"]["name"].endswith("tiny.pt")
+    # Subclass mode: the defaults are CLIPEvaluator and CLIPDataModule, the old keys their init_args.
+    assert printed["model"]["class_path"] == "clip_lightning.CLIPEvaluator"
+    assert printed["data"]["class_path"] == "clip_lightning.CLIPDataModule"
+    data, model = printed["data"]["init_args"], printed["model"]["init_args"]
+    assert data["dataset"] == "digits" and model["name"].endswith("tiny.pt")
     assert printed["verbose"] is False
     assert printed["trainer"]["logger"]["init_args"]["save_dir"] == "runs"  # the shared trainer block
     code, out, _ = cli("test", *conf(), "--verbose", "true", "--print_config")
@@ -348,4 +352,4 @@ def test_shipped_configs_parse(config: Path, cli: Cli) -> None:
     code, out, err = cli("test", "--config", str(config), "--print_config")
     assert code == 0, err[-2000:]
     printed = yaml.safe_load(out)
-    assert printed["data"]["dataset"] and printed["trainer"]["accelerator"] == "auto"
+    assert printed["data"]["init_args"]["dataset"] and printed["trainer"]["accelerator"] == "auto"

@@ -32,6 +32,8 @@ class DatasetInfo:
             class folder names and a default template).
         main_metric: the metric the CLIP paper reports for it.
         download: whether ``load`` can fetch it.
+        multilabel: each sample's label is a multi-hot vector over the classes (Pascal VOC 2007),
+            not a class index; such datasets are scored from full scores (mAP), not top-k.
         splits_found: for data laid out by the user: which of ``splits`` exist under a root.
     """
 
@@ -43,6 +45,7 @@ class DatasetInfo:
     prompts: str | None
     main_metric: str = "acc1"
     download: bool = False
+    multilabel: bool = False
     splits_found: Callable[[str], tuple[str, ...]] | None = None
 
     def __post_init__(self) -> None:
