@@ -81,6 +81,7 @@ class CLIPDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self._info = get_dataset_info(dataset)  # ConfigError naming the choices when unknown
+        self._resolved_info: DatasetInfo | None = None
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         self.dataset = dataset
@@ -107,13 +108,21 @@ class CLIPDataModule(L.LightningDataModule):
 
     @property
     def info(self) -> DatasetInfo:
-        """The dataset's registry entry."""
-        return self._info
+        """The dataset's registry entry, as the data under ``root`` describes itself (a ``wds``
+        folder whose dataset_type.txt says multilabel: ``multilabel`` True; see ``DatasetInfo.for_root``)."""
+        if self._resolved_info is None:
+            self._resolved_info = self._info.for_root(self.root)
+        return self._resolved_info
+
+    @property
+    def multilabel(self) -> bool:
+        """Whether labels are multi-hot vectors over the classes (``info.multilabel``)."""
+        return self.info.multilabel
 
     @property
     def main_metric(self) -> str:
         """The metric the dataset is reported with (``acc1``, ``mean_per_class_recall``, ...)."""
-        return self._info.main_metric
+        return self.info.main_metric
 
     @property
     def test_splits(self) -> list[str]:
@@ -212,6 +221,14 @@ class CLIPDataModule(L.LightningDataModule):
             names = read_list(self.classnames_spec, "classnames")
         elif self._info.prompts is not None:
             names = dataset_prompts(self._info.prompts)[0]
+        elif self._info.prompts_from is not None:
+            own = self._info.prompts_from(self.root)[0]
+            if own is None:
+                raise ConfigError(
+                    f"{self.dataset}: the data under {self.root!r} names no classes (no class names file "
+                    "there); pass --data.classnames with one name per class, in label order"
+                )
+            names = own
         else:
             assert folder is not None
             names = [c.replace("_", " ") for c in folder]
@@ -229,7 +246,8 @@ class CLIPDataModule(L.LightningDataModule):
             return read_list(self.templates_spec, "templates")
         if self._info.prompts is not None:
             return dataset_prompts(self._info.prompts)[1]
-        return list(DEFAULT_TEMPLATES)
+        own = self._info.prompts_from(self.root)[1] if self._info.prompts_from is not None else None
+        return own if own else list(DEFAULT_TEMPLATES)
 
     @property
     def num_classes(self) -> int:

@@ -11,6 +11,7 @@ __all__ = [
     "ModelNotFoundError",
     "UnreadableImageError",
     "UserError",
+    "WebDatasetError",
 ]
 
 
@@ -40,6 +41,10 @@ class ConfigError(UserError, ValueError):
 
 class ClassFolderError(UserError, ValueError):
     """Class folders that cannot work: splits whose classes disagree, a class folder without images."""
+
+
+class WebDatasetError(UserError, ValueError):
+    """A WebDataset folder that cannot be read as laid out (missing shards, samples without a label)."""
 
 
 class UnreadableImageError(UserError, OSError):

@@ -223,3 +223,51 @@ def write_bad_image(path: Path, kind: str) -> Path:
     else:
         raise ValueError(f"unknown kind {kind!r}")
     return path
+
+
+def write_wds(root: Path, split: str, samples: list[dict[str, object]], shard_sizes: list[int]) -> Path:
+    """``root/split/{0..}.tar`` in CLIP_benchmark's layout, written by ``webdataset.TarWriter``: shard
+    ``k`` holds the next ``shard_sizes[k]`` of ``samples`` (dicts with ``__key__`` and one entry per
+    extension), and ``nshards.txt`` says how many shards there are."""
+    import webdataset  # only the WebDataset tests need it
+
+    if sum(shard_sizes) != len(samples):
+        raise ValueError(f"shard sizes {shard_sizes} do not add up to {len(samples)} samples")
+    folder = root / split
+    folder.mkdir(parents=True, exist_ok=True)
+    start = 0
+    for shard, size in enumerate(shard_sizes):
+        with webdataset.TarWriter(str(folder / f"{shard}.tar")) as sink:
+            for sample in samples[start : start + size]:
+                sink.write(sample)
+        start += size
+    (folder / "nshards.txt").write_text(f"{len(shard_sizes)}\n")
+    return root
+
+
+def wds_from_image_folder(
+    folder: Path,
+    root: Path,
+    shard_sizes: dict[str, list[int]],
+    templates: tuple[str, ...] = ("a photo of a {c}.",),
+) -> Path:
+    """The image folder at ``folder`` (``folder/<split>/<class>/<image>``) as a CLIP_benchmark WebDataset
+    folder at ``root``: the same images (their file bytes), in the folder's order, ``.cls`` labels,
+    ``classnames.txt`` (the class folder names) and ``zeroshot_classification_templates.txt``."""
+    from clip_lightning.datasets import ImageFiles
+    from clip_lightning.datasets.folders import imagefolder
+
+    classes: list[str] | None = None
+    for split, sizes in shard_sizes.items():
+        data = imagefolder(str(folder), split, False)
+        assert isinstance(data, ImageFiles)
+        classes = data.classes
+        samples: list[dict[str, object]] = [
+            {"__key__": f"s{i:07d}", "png": Path(path).read_bytes(), "cls": label}
+            for i, (path, label) in enumerate(zip(data.files, data.targets, strict=True))
+        ]
+        write_wds(root, split, samples, sizes)
+    assert classes is not None
+    (root / "classnames.txt").write_text("\n".join(classes) + "\n")
+    (root / "zeroshot_classification_templates.txt").write_text("\n".join(templates) + "\n")
+    return root

@@ -13,13 +13,21 @@ from .digits import DigitsDataset
 from .folders import aligned_split, class_folders, folder_images
 from .images import IMAGE_EXTENSIONS, find_unreadable, image_problem, read_rgb, to_rgb
 from .mnist import MNISTFiles
-from .prompts import DEFAULT_TEMPLATES, dataset_prompts, known_prompt_datasets, read_list
+from .prompts import (
+    DEFAULT_TEMPLATES,
+    ClassName,
+    class_names_of,
+    dataset_prompts,
+    known_prompt_datasets,
+    read_list,
+)
 from .registry import DATASETS, SPLITS, DatasetInfo, Loader, get_dataset_info, register, unregister
 from .samples import (
     ImageArrays,
     ImageFiles,
     IndexedDataset,
     LabeledImages,
+    MultiLabelImageFiles,
     dataset_fingerprint,
     dataset_targets,
     folder_classes,
@@ -32,6 +40,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "SPLITS",
     "TEST_FRACTION",
+    "ClassName",
     "DatasetInfo",
     "DatasetNotFoundError",
     "DigitsDataset",
@@ -42,9 +51,11 @@ __all__ = [
     "LabeledImages",
     "Loader",
     "MNISTFiles",
+    "MultiLabelImageFiles",
     "aligned_split",
     "build_split",
     "class_folders",
+    "class_names_of",
     "dataset_fingerprint",
     "dataset_prompts",
     "dataset_targets",

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from ..errors import UnreadableImageError
 from .images import find_unreadable
 from .samples import ImageFiles, LabeledImages
+from .wds import WdsLabeled
 
 __all__ = ["ImageCheck"]
 
@@ -41,10 +42,12 @@ class ImageCheck:
             bad = find_unreadable(data.files, self.decode or self.skip, self.workers)
             self.problems += [(split, path, why) for path, why in bad]
             dropped = {path for path, _ in bad} if self.skip else set()
-            keep = [i for i, path in enumerate(data.files) if path not in dropped]
-            data = ImageFiles(
-                [data.files[i] for i in keep], [data.targets[i] for i in keep], data.classes, split=split
-            )
+            data = data.select([i for i, path in enumerate(data.files) if path not in dropped], split)
+        elif isinstance(data, WdsLabeled):  # samples in tar shards, named SHARD.tar/KEY
+            bad = data.unreadable(self.decode or self.skip, self.workers)
+            self.problems += [(split, name, why) for name, why in bad]
+            if self.skip and bad:
+                data = data.without({name for name, _ in bad})
         self._checked[split] = data
         return data
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from .prompts import dataset_prompts, known_prompt_datasets
 from .registry import DATASETS, DatasetInfo
+from .suite import SUITE
 
-__all__ = ["GENERATE_COMMAND", "datasets_markdown"]
+__all__ = ["FAKES_IN_TEMP", "GENERATE_COMMAND", "datasets_markdown"]
 
 GENERATE_COMMAND = "python -m clip_lightning.datasets > docs/datasets.md"
 
@@ -53,8 +54,50 @@ def _row(info: DatasetInfo) -> str:
         classes = "from the data"
     download = "yes" if info.download else "no"
     source = f"<{info.source}>" if "://" in info.source else f"`{info.source}`"
-    cells = [f"`{info.name}`", splits, classes, info.main_metric, download, info.description, source]
+    cells = [
+        f"`{info.name}`",
+        splits,
+        classes,
+        info.main_metric,
+        download,
+        info.description,
+        source,
+        _tested(info.name),
+    ]
     return "| " + " | ".join(cells) + " |"
+
+
+# How each dataset is tested (tests/datasets/test_suite.py unless said otherwise). The fake copies
+# of datasets with hundreds of classes are written to a temporary folder by the tests, not committed.
+FAKES_IN_TEMP = ("imagenet", "imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r", "country211")
+_TESTED = {
+    "digits": "CLI runs on the bundled data (tests/test_cli.py)",
+    "wds": "CLI on WebDataset folders the tests write (tests/datasets/test_wds.py)",
+}
+
+
+def _tested(name: str) -> str:
+    if name in _TESTED:
+        return _TESTED[name]
+    where = "a temporary folder" if name in FAKES_IN_TEMP else f"`tests/data/{name}/`"
+    return f"CLI run on a fake copy in its real layout, in {where} (tests/data/make_fake_datasets.py)"
+
+
+def _suite_rows() -> list[str]:
+    rows = []
+    for entry in SUITE:
+        dataset = f"`{entry.dataset}`" if entry.dataset else "`wds`"
+        prompts = f"`{entry.prompts}`" if entry.prompts else "from the data"
+        cells = [
+            entry.title,
+            dataset,
+            prompts,
+            entry.paper_metric or "—",
+            entry.datacomp_metric or "—",
+            entry.note,
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
 
 
 def datasets_markdown() -> str:
@@ -68,9 +111,27 @@ def datasets_markdown() -> str:
         "(`--data.split_seed`): val as `--data.val_fraction` of the official train split, and for a "
         "dataset without any split, test as 20% of the whole set.",
         "",
-        "| name | official splits | classes | main metric | download | description | source |",
-        "|---|---|---|---|---|---|---|",
+        "Class names and templates are OpenAI's (`data/prompts.md` of openai/CLIP; for ImageNet and its "
+        "shifts, the ImageNet notebook's 1,000 names and 80 templates), shipped in `prompts.json`. Where "
+        "torchvision can download a dataset, `--data.download true` fetches it; otherwise a missing file is "
+        "one message with the manual steps and the layout expected under `--data.root`. Metric keys: "
+        "`acc1` accuracy, `mean_per_class_recall`, `mean_average_precision` (11-point, over full scores), "
+        "`roc_auc`.",
+        "",
+        "| name | official splits | classes | main metric | download | description | source | tested |",
+        "|---|---|---|---|---|---|---|---|",
         *(_row(info) for info in DATASETS.values()),
+        "",
+        "## The suites",
+        "",
+        "The CLIP paper's 27 datasets (Table 9), ImageNet's shifts and DataComp's extra classification sets, "
+        "with the metric each reports. Those without a registry entry have no torchvision class: they come "
+        "through CLIP_benchmark's WebDataset folders (`--data.dataset wds`), whose folder holds its class "
+        "names and templates; OpenAI's lists for them are in `prompts.json` under the key shown.",
+        "",
+        "| dataset | `--data.dataset` | prompts | CLIP paper metric | DataComp main metric | note |",
+        "|---|---|---|---|---|---|",
+        *_suite_rows(),
         "",
         *_NOTES,
     ]

@@ -15,7 +15,15 @@ from .images import IMAGE_EXTENSIONS
 from .registry import SPLITS
 from .samples import ImageFiles, LabeledImages
 
-__all__ = ["aligned_split", "class_folders", "folder_images", "folder_splits", "imagefolder", "imagenet"]
+__all__ = [
+    "aligned_split",
+    "class_folders",
+    "folder_images",
+    "folder_splits",
+    "imagefolder",
+    "imagenet",
+    "labelled_folders",
+]
 
 
 def class_folders(path: str) -> list[str]:
@@ -108,3 +116,23 @@ def imagenet(root: str, split: str, download: bool) -> LabeledImages:
     """ILSVRC-2012 as ``root/{train,val}/<wnid>/<image>``; its val folder is the test split."""
     folders = {"train": os.path.join(root, "train"), "test": os.path.join(root, "val")}
     return aligned_split("imagenet", folders, split, _layout_hint(root))
+
+
+def labelled_folders(name: str, split: str, folder: str, classes: list[str]) -> ImageFiles:
+    """``folder/<class>/<image>`` labelled by each class folder's place in ``classes`` (a fixed list).
+
+    A class folder that is not in ``classes`` is a ClassFolderError naming it.
+    """
+    index = {c: i for i, c in enumerate(classes)}
+    files: list[str] = []
+    targets: list[int] = []
+    for cls in class_folders(folder):
+        if cls not in index:
+            raise ClassFolderError(
+                f"{name} ({split}): class folder {os.path.join(folder, cls)} is not one of its "
+                f"{len(classes)} classes ({_some(classes, 4)}); move it out of {folder}"
+            )
+        images = folder_images(os.path.join(folder, cls))
+        files += images
+        targets += [index[cls]] * len(images)
+    return ImageFiles(files, targets, classes, split=split)

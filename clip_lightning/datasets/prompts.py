@@ -10,10 +10,52 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["DEFAULT_TEMPLATES", "dataset_prompts", "known_prompt_datasets", "read_list"]
+__all__ = [
+    "DEFAULT_TEMPLATES",
+    "ClassName",
+    "class_names_of",
+    "dataset_prompts",
+    "known_prompt_datasets",
+    "read_list",
+]
 
 # For image folders without templates of their own.
 DEFAULT_TEMPLATES = ["a photo of a {}."]
+
+
+class ClassName(str):
+    """A class with several names (FER2013's "happy" / "smiling"): the string is its first name.
+
+    Everywhere a string is expected (reports, figures, results.json) it is that first name;
+    :func:`~clip_lightning.tasks.classifier.build_zero_shot_classifier` ensembles over all of
+    ``names`` x templates, as OpenAI did for FER2013. Two ClassNames are equal only when all
+    their names are.
+    """
+
+    names: tuple[str, ...]
+
+    def __new__(cls, names: list[str] | tuple[str, ...]) -> ClassName:
+        if not names:
+            raise ValueError("a class needs at least one name")
+        self = super().__new__(cls, names[0])
+        self.names = tuple(str(n) for n in names)
+        return self
+
+    def __eq__(self, other: object) -> bool:
+        return str.__eq__(self, other) is True and self.names == getattr(other, "names", (str(other),))
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = str.__hash__  # equal objects share their first name, so their hash
+
+    def __reduce__(self) -> tuple[type[ClassName], tuple[tuple[str, ...]]]:
+        return ClassName, (self.names,)  # pickled to DataLoader workers and DDP processes
+
+
+def class_names_of(entry: str) -> tuple[str, ...]:
+    """Every name of a class entry: ``entry.names`` for a ClassName, else the string itself."""
+    return getattr(entry, "names", (entry,))
 
 
 @lru_cache(maxsize=1)
@@ -27,11 +69,15 @@ def known_prompt_datasets() -> list[str]:
 
 
 def dataset_prompts(dataset: str) -> tuple[list[str], list[str]]:
-    """``(classnames, templates)`` CLIP used for ``dataset`` (from OpenAI's prompts.md)."""
+    """``(classnames, templates)`` CLIP used for ``dataset`` (from OpenAI's prompts.md).
+
+    A class that prompts.md names several ways is a :class:`ClassName` holding all of them.
+    """
     entry = _table().get(dataset)
     if entry is None:
         raise KeyError(f"no prompts for {dataset!r}; known: {known_prompt_datasets()}")
-    return list(entry["classnames"]), list(entry["templates"])
+    names = [ClassName(c) if isinstance(c, list) else c for c in entry["classnames"]]
+    return names, list(entry["templates"])
 
 
 def read_list(spec: str | list[str], what: str) -> list[str]:

@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 from ..errors import ConfigError
 from .samples import LabeledImages
 
-__all__ = ["DATASETS", "SPLITS", "DatasetInfo", "Loader", "get_dataset_info", "register", "unregister"]
+__all__ = [
+    "DATASETS",
+    "MULTILABEL_METRIC",
+    "SPLITS",
+    "DatasetInfo",
+    "Loader",
+    "get_dataset_info",
+    "register",
+    "unregister",
+]
 
 SPLITS = ("train", "val", "test")
 
 # (root, split, download) -> that official split; split is "all" for a dataset without splits.
 Loader = Callable[[str, str, bool], LabeledImages]
+
+# The main metric of a dataset whose data says it is multi-label (see DatasetInfo.for_root).
+MULTILABEL_METRIC = "mean_average_precision"
 
 
 @dataclass(frozen=True)
@@ -35,6 +47,11 @@ class DatasetInfo:
         multilabel: each sample's label is a multi-hot vector over the classes (Pascal VOC 2007),
             not a class index; such datasets are scored from full scores (mAP), not top-k.
         splits_found: for data laid out by the user: which of ``splits`` exist under a root.
+        prompts_from: for data that holds its own prompts (``wds``): root -> ``(class names,
+            templates)`` found there, None for either it lacks; used when ``prompts`` is None.
+            Templates use ``{}`` for the class name.
+        multilabel_from: for data that says its own kind (``wds``): root -> whether it is
+            multi-label; :meth:`for_root` applies it.
     """
 
     name: str
@@ -47,6 +64,8 @@ class DatasetInfo:
     download: bool = False
     multilabel: bool = False
     splits_found: Callable[[str], tuple[str, ...]] | None = None
+    prompts_from: Callable[[str], tuple[list[str] | None, list[str] | None]] | None = None
+    multilabel_from: Callable[[str], bool] | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.splits) - set(SPLITS)
@@ -58,6 +77,13 @@ class DatasetInfo:
     def official_splits(self, root: str) -> tuple[str, ...]:
         """The official splits of the data under ``root``."""
         return self.splits_found(root) if self.splits_found is not None else self.splits
+
+    def for_root(self, root: str) -> DatasetInfo:
+        """This entry as the data under ``root`` describes itself: where ``multilabel_from`` says
+        multi-label, with ``multilabel`` True and :data:`MULTILABEL_METRIC`; otherwise itself."""
+        if self.multilabel_from is None or not self.multilabel_from(root):
+            return self
+        return replace(self, multilabel=True, main_metric=MULTILABEL_METRIC)
 
 
 _REGISTRY: dict[str, DatasetInfo] = {}

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Subset
 
-from ..errors import UnreadableImageError
+from ..errors import ConfigError, UnreadableImageError
 from .images import read_rgb
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "ImageFiles",
     "IndexedDataset",
     "LabeledImages",
+    "MultiLabelImageFiles",
     "dataset_fingerprint",
     "dataset_targets",
     "folder_classes",
@@ -79,9 +80,14 @@ class ImageFiles(LabeledImages):
             [path for path, _ in folder.samples], [label for _, label in folder.samples], folder.classes
         )
 
-    def __getitem__(self, i: int) -> tuple[Image.Image, int]:
+    def select(self, keep: Sequence[int], split: str | None) -> ImageFiles:
+        """The samples at ``keep`` (e.g. without unreadable files), labelled as ``split``."""
+        return ImageFiles([self.files[i] for i in keep], [self.targets[i] for i in keep], self.classes, split)
+
+    def read(self, i: int) -> Image.Image:
+        """Image ``i`` as 8-bit RGB; an undecodable file is an UnreadableImageError naming it."""
         try:
-            return read_rgb(self.files[i]), self.targets[i]
+            return read_rgb(self.files[i])
         except Exception as err:  # any decoder error: name the file instead of a Pillow traceback
             where = f" of the {self.split} split" if self.split else ""
             reason = " ".join(str(err).split())
@@ -90,6 +96,9 @@ class ImageFiles(LabeledImages):
                 "delete it, or pass --data.skip_bad_images true to check every image first and skip "
                 "unreadable ones"
             ) from None
+
+    def __getitem__(self, i: int) -> tuple[Image.Image, int]:
+        return self.read(i), self.targets[i]
 
     def identity(self) -> Iterator[bytes]:
         # Size and mtime stand in for the pixels: hashing every image would cost a full read.
@@ -116,6 +125,44 @@ class ImageArrays(LabeledImages):
         yield repr(self.targets).encode()
 
 
+class MultiLabelImageFiles(ImageFiles):
+    """One image file per sample with any number of classes (Pascal VOC 2007).
+
+    A sample's label is a multi-hot float tensor over the classes (``labels[i]``); ``targets``
+    holds each sample's first class (or -1), for counting only: the data is scored from full
+    scores (mAP), never by class index.
+    """
+
+    def __init__(
+        self,
+        files: Sequence[str],
+        labels: np.ndarray,
+        classes: Sequence[str],
+        split: str | None = None,
+    ) -> None:
+        labels = np.asarray(labels, dtype=bool)
+        if labels.shape != (len(files), len(classes)):
+            raise ValueError(
+                f"labels of shape {labels.shape} for {len(files)} files and {len(classes)} classes"
+            )
+        first = [int(row.argmax()) if row.any() else -1 for row in labels]
+        super().__init__(files, first, classes, split)
+        self.labels = labels
+
+    def select(self, keep: Sequence[int], split: str | None) -> MultiLabelImageFiles:
+        assert self.classes is not None
+        return MultiLabelImageFiles(
+            [self.files[i] for i in keep], self.labels[list(keep)], self.classes, split
+        )
+
+    def __getitem__(self, i: int) -> tuple[Image.Image, torch.Tensor]:  # type: ignore[override]
+        return self.read(i), torch.from_numpy(self.labels[i].astype(np.float32))
+
+    def identity(self) -> Iterator[bytes]:
+        yield from super().identity()
+        yield np.packbits(self.labels).tobytes()
+
+
 def dataset_fingerprint(dataset: Dataset) -> str:
     """A digest of a split's samples (which files with size and mtime, or which pixels, and labels).
 
@@ -136,7 +183,15 @@ def dataset_fingerprint(dataset: Dataset) -> str:
 
 
 def dataset_targets(dataset: Dataset) -> list[int]:
-    """Integer labels of every sample, read without decoding images where the dataset allows."""
+    """Integer labels of every sample, read without decoding images where the dataset allows.
+
+    Raises ConfigError for multi-label data, which has no single class per sample.
+    """
+    if isinstance(dataset, MultiLabelImageFiles):
+        raise ConfigError(
+            "a multi-label dataset (several classes per image) has no class index per sample: it cannot "
+            "be split by class or fitted by a linear probe; evaluate its official splits zero-shot"
+        )
     if isinstance(dataset, Subset):
         parent = dataset_targets(dataset.dataset)
         return [parent[i] for i in dataset.indices]
@@ -164,6 +219,7 @@ class IndexedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int | torch.Tensor, int]:
         image, label = self.dataset[index]
-        return self.transform(image), int(label), index
+        # multi-label data gives a multi-hot tensor per image; batches stack them [B, classes]
+        return self.transform(image), label if isinstance(label, torch.Tensor) else int(label), index

@@ -9,14 +9,42 @@ from __future__ import annotations
 import http.client
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from ..errors import DatasetNotFoundError, DownloadError, UserError
 from .samples import ImageArrays, ImageFiles, LabeledImages
 
-__all__ = ["cifar10", "cifar100", "dtd", "eurosat", "fetch", "flowers102", "food101", "oxford_pets", "stl10"]
+__all__ = [
+    "cifar10",
+    "cifar100",
+    "dtd",
+    "eurosat",
+    "fetch",
+    "flowers102",
+    "food101",
+    "oxford_pets",
+    "require",
+    "stl10",
+]
+
+FETCH_HINT = (
+    "Pass --data.download true to fetch it with torchvision (needs network), or --data.root pointing at "
+    "the folder that holds it."
+)
+
+
+def require(
+    name: str, split: str, root: str, paths: Sequence[str], layout: str, how: str = FETCH_HINT
+) -> None:
+    """DatasetNotFoundError naming the first missing path, what to do (``how``) and the expected layout."""
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        raise DatasetNotFoundError(
+            f"{name} ({split}): {missing[0]} was not found under --data.root {root!r}. {how} "
+            f"Expected layout under the root: {layout}"
+        )
 
 
 def fetch(

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from ..datasets.prompts import class_names_of
 from ..errors import ConfigError
 from ..models.tokenizer import tokenize
 from ..ops import PackedWeights, on_rows
@@ -45,14 +46,16 @@ def check_template(template: str) -> None:
 
 
 def format_prompts(classnames: Sequence[str], templates: Sequence[str]) -> list[str]:
-    """All prompts, class-major: ``[t.format(c) for c in classnames for t in templates]``."""
+    """All prompts, class-major: each template with every ``{}`` filled by each class name."""
     if not classnames:
         raise ConfigError("classnames is empty")
     if not templates:
         raise ConfigError("templates is empty")
     for template in templates:
         check_template(template)
-    return [template.format(name) for name in classnames for template in templates]
+    # Every {} takes the class name (CLIP_benchmark's templates may name it twice: {c} ... {c}).
+    slots = [sum(f is not None for _, f, _, _ in string.Formatter().parse(t)) for t in templates]
+    return [t.format(*[name] * n) for name in classnames for t, n in zip(templates, slots, strict=True)]
 
 
 @torch.no_grad()
@@ -88,11 +91,25 @@ def build_zero_shot_classifier(
     """Classifier weights ``[embed_dim, num_classes]`` (fp32, unit columns).
 
     For each class, every template's text embedding is L2-normalized, the embeddings are
-    averaged, and the mean is normalized again (CLIP's prompt ensembling).
+    averaged, and the mean is normalized again (CLIP's prompt ensembling). A class with several
+    names (a :class:`~clip_lightning.datasets.ClassName`, FER2013's) averages over all its
+    names x templates.
     """
-    prompts = format_prompts(classnames, templates)
+    groups = [class_names_of(name) for name in classnames]
+    names = [name for group in groups for name in group]
+    prompts = format_prompts(names, templates)
     features = encode_texts(model, prompts, batch_size=batch_size)
-    per_class = features.view(len(classnames), len(templates), -1).mean(dim=1)
+    if len(names) == len(groups):
+        per_class = features.view(len(classnames), len(templates), -1).mean(dim=1)
+    else:
+        rows = features.view(len(names), len(templates), -1)
+        ends = torch.tensor([len(group) for group in groups]).cumsum(0).tolist()
+        per_class = torch.stack(
+            [
+                rows[end - len(group) : end].flatten(0, 1).mean(dim=0)
+                for group, end in zip(groups, ends, strict=True)
+            ]
+        )
     per_class = per_class / per_class.norm(dim=-1, keepdim=True)
     return per_class.t().contiguous()
 

@@ -30,15 +30,19 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "datasets.md"
 def test_every_entry_is_complete() -> None:
     assert list(DATASETS) == [
         "cifar10", "cifar100", "mnist", "stl10", "food101", "flowers102", "dtd", "oxford_pets",
-        "imagenet", "eurosat", "digits", "imagefolder",
+        "imagenet", "eurosat", "digits", "imagefolder", "fgvc_aircraft", "caltech101", "sun397",
+        "stanford_cars", "fer2013", "gtsrb", "country211", "pcam", "rendered_sst2", "clevr_count", "svhn",
+        "voc2007", "imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r", "objectnet", "wds",
     ]  # fmt: skip
     for name, info in DATASETS.items():
         assert info.name == name and get_dataset_info(name) is info
         assert set(info.splits) <= set(SPLITS) and info.description and info.source
         assert info.prompts is None or info.prompts in known_prompt_datasets()
-        # The CLIP paper's metric (Table 9): mean per-class recall for Pets and Flowers, else accuracy.
-        paper = "mean_per_class_recall" if name in ("flowers102", "oxford_pets") else "acc1"
-        assert info.main_metric == paper
+        # The CLIP paper's metric (Table 9): mean per-class recall for Aircraft, Pets, Caltech-101 and
+        # Flowers, 11-point mAP for VOC 2007, else accuracy.
+        recall = ("flowers102", "oxford_pets", "fgvc_aircraft", "caltech101")
+        paper = "mean_per_class_recall" if name in recall else "acc1"
+        assert info.main_metric == ("mean_average_precision" if name == "voc2007" else paper)
     assert get_dataset_info("digits").prompts == "mnist"
     assert get_dataset_info("imagefolder").prompts is None
     with pytest.raises(ConfigError, match=r"unknown dataset 'cifar11'; choose one of \['cifar10', "):

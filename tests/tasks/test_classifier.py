@@ -24,3 +24,11 @@ def test_a_bad_template_is_one_clear_error(template: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("{", r"\{").replace("}", r"\}")) as info:
         format_prompts(["cat"], ["a {}.", template])
     assert repr(template) in str(info.value)
+
+
+def test_a_template_may_name_the_class_more_than_once() -> None:
+    from clip_lightning.tasks.classifier import format_prompts
+
+    assert format_prompts(["cat", "dog"], ["a {} and another {}.", "{{literal}} {}"]) == [
+        "a cat and another cat.", "{literal} cat", "a dog and another dog.", "{literal} dog"
+    ]  # fmt: skip
