@@ -99,11 +99,11 @@ def _atomic_file(folder: str, name: str, mode: str) -> Iterator[IO[Any]]:
         raise
 
 
-def write_results(folder: str, result: dict[str, Any]) -> str:
-    """Write ``results.json`` atomically into ``folder``; return its path."""
-    with _atomic_file(folder, "results.json", "w") as f:
+def write_results(folder: str, result: dict[str, Any], name: str = "results.json") -> str:
+    """Write ``result`` as JSON atomically to ``folder/name``; return its path."""
+    with _atomic_file(folder, name, "w") as f:
         json.dump(result, f, indent=2, ensure_ascii=False)
-    return os.path.join(folder, "results.json")
+    return os.path.join(folder, name)
 
 
 def write_predictions(
@@ -118,14 +118,20 @@ def write_predictions(
 
 
 def print_summary(result: dict[str, Any], path: str) -> None:
+    """Print results.json's metrics as a table, the main metric (``result["main_metric"]``) first."""
     metrics = result["metrics"]
+    main = result.get("main_metric")
+    if main in metrics:
+        metrics = {main: metrics[main], **{k: v for k, v in metrics.items() if k != main}}
     width = max([len(k) for k in metrics] + [10])
+
+    def row(k: str, v: Any) -> str:
+        value = f"{v * 100:7.2f} %" if isinstance(v, float) else f"{v}"
+        return f"  {k:<{width}}  {value}" + ("  (main metric)" if k == main else "")
+
     lines = [
         f"{result['task']}: {result['model']} ({result['pretrained']} weights) on {result['dataset']}",
-        *(
-            f"  {k:<{width}}  {v * 100:7.2f} %" if isinstance(v, float) else f"  {k:<{width}}  {v}"
-            for k, v in metrics.items()
-        ),
+        *(row(k, v) for k, v in metrics.items()),
         f"  results: {path}",
     ]
     if result["pretrained"] == "random":

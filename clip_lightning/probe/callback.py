@@ -136,6 +136,11 @@ class LinearProbe(Callback):
                 error = err
         raise_on_every_rank(error)
         dm = clip_datamodule(trainer)
+        if dm.multilabel:  # the same on every process
+            raise ConfigError(
+                f"LinearProbe fits one class per image and {dm.dataset} is multi-label: "
+                "drop the LinearProbe callback for this dataset (zero-shot scores it by mAP)"
+            )
         cached: dict[str, dict[str, np.ndarray]] = {}
         if self.cache is not None and self._sharded(trainer):
             # Every process reads its own share of a hit (rows rank, rank + world, ...).
@@ -256,7 +261,9 @@ class LinearProbe(Callback):
             "fit_seconds": result.fit_seconds,
             **extra,
         }
-        module.add_results("linear_probe", result.metrics, linear_probe=details)
+        main = f"lp_{clip_datamodule(trainer).main_metric}"  # e.g. lp_mean_per_class_recall
+        main_metric = main if main in result.metrics else None
+        module.add_results("linear_probe", result.metrics, main_metric=main_metric, linear_probe=details)
         if trainer.is_global_zero and result.search:
             scores = {10**e: s[0] for e, s in result.search.items()}
             log_probe_search(trainer, module.log_folder, scores, result.C)

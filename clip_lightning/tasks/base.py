@@ -91,17 +91,34 @@ class FrozenBackboneTask(L.LightningModule):
         return self._feature_splits
 
     def add_results(
-        self, task: str, metrics: dict[str, float], num_samples: int | None = None, **extras: Any
+        self,
+        task: str,
+        metrics: dict[str, float],
+        num_samples: int | None = None,
+        main_metric: str | None = None,
+        **extras: Any,
     ) -> None:
         """Add ``task``'s metrics (and JSON-able ``extras``, top-level keys of results.json).
 
-        Call it from any ``on_test_epoch_end``; results.json is written after all of them.
+        ``main_metric`` names the one of ``metrics`` the data is reported with; results.json names
+        the first task's. Call it from any ``on_test_epoch_end``; results.json is written after all.
         """
-        self._results[task] = TaskResult(dict(metrics), dict(extras), num_samples)
+        if main_metric is not None and main_metric not in metrics:
+            raise ValueError(f"main metric {main_metric!r} is not among {task}'s metrics {list(metrics)}")
+        self._results[task] = TaskResult(dict(metrics), dict(extras), num_samples, main_metric)
+
+    def task_datamodule(self) -> Any:
+        """The trainer's DataModule, checked for what this task reads (a CLIPDataModule here).
+
+        A task on other data (retrieval's CaptionDataModule) overrides this; what it returns must
+        have ``dataset``, ``transform``, ``classnames`` and ``skipped_images``, which
+        :meth:`results` and :meth:`setup` read. Raises ConfigError for another DataModule.
+        """
+        return clip_datamodule(self.trainer)
 
     def results(self) -> RunResult:
         """The run's results so far, as results.json will hold them."""
-        dm = clip_datamodule(self.trainer)
+        dm = self.task_datamodule()
         return RunResult(
             dataset=dm.dataset,
             model=self.backbone_name,
@@ -176,13 +193,13 @@ class FrozenBackboneTask(L.LightningModule):
     # ---- Lightning hooks ----------------------------------------------------------------------
 
     def setup(self, stage: str) -> None:
-        datamodule = clip_datamodule(self.trainer)
+        datamodule = self.task_datamodule()
         resolution = transform_resolution(getattr(datamodule, "transform", None))
         if resolution != self.model.visual.input_resolution:
             raise ConfigError(
                 f"the data transform crops to {resolution} px but {self.backbone_name} takes "
                 f"{self.model.visual.input_resolution} px: pass the model's preprocess as the "
-                f"CLIPDataModule's transform (the CLI links it for you)"
+                f"{type(datamodule).__name__}'s transform (the CLI links it for you)"
             )
         self.log_folder = results_dir(self.trainer)  # a collective: resolved here, on every process
         error = None

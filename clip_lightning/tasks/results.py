@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 __all__ = ["RunResult", "TaskResult"]
@@ -15,6 +15,7 @@ class TaskResult:
     metrics: dict[str, float]
     extras: dict[str, Any] = field(default_factory=dict)
     num_samples: int | None = None
+    main_metric: str | None = None  # the one of ``metrics`` the data is reported with
 
 
 @dataclass
@@ -46,8 +47,17 @@ class RunResult:
         return {k: v for result in self.tasks.values() for k, v in result.metrics.items()}
 
     @property
+    def main_metric(self) -> str | None:
+        """The metric the run is reported with: the first task's that names one (None when none does)."""
+        return next((r.main_metric for r in self.tasks.values() if r.main_metric is not None), None)
+
+    @property
     def num_test_samples(self) -> int | None:
         return next((r.num_samples for r in self.tasks.values() if r.num_samples is not None), None)
+
+    def only(self, task: str) -> RunResult:
+        """This run as if it had done ``task`` alone (CLIP_benchmark's files hold one task each)."""
+        return replace(self, tasks={task: self.tasks[task]})
 
     def to_json(self) -> dict[str, Any]:
         """results.json's content: CLIP_benchmark's keys first, then the run's details and extras."""
@@ -57,6 +67,8 @@ class RunResult:
             "pretrained": self.pretrained,
             "task": self.task,
             "metrics": self.metrics,
+            "main_metric": self.main_metric,
+            "main_metric_value": self.metrics[self.main_metric] if self.main_metric is not None else None,
             "num_test_samples": self.num_test_samples,
             "precision": self.precision,
             "world_size": self.world_size,

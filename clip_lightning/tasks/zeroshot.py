@@ -1,19 +1,19 @@
-"""Zero-shot classification: class names x templates -> classifier; image embeddings -> top-k, metrics."""
+"""Zero-shot classification: class names x templates -> classifier; image embeddings -> logits -> metrics."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from ..datamodule import CLIPDataModule, clip_datamodule
 from ..datasets.prompts import dataset_prompts, known_prompt_datasets, read_list
-from ..metrics import classification_metrics, confusion_matrix
 from ..ops import PackedWeights
 from ..reporting import log_figures, write_predictions
 from .base import FrozenBackboneTask
 from .classifier import CLASSIFIERS, build_zero_shot_classifier, format_prompts, zero_shot_logits
+from .scoring import Scoring
 
 __all__ = ["CLIPEvaluator"]
 
@@ -28,7 +28,9 @@ class CLIPEvaluator(FrozenBackboneTask):
         download_root: checkpoint cache folder (default ``~/.cache/clip``).
         templates: prompt templates: None (the dataset's own, from CLIP's prompts.md), a dataset
             name whose templates to use, a list, or a file (JSON list or one per line).
-        zero_shot: compute zero-shot metrics on the test (or val) split.
+        zero_shot: compute zero-shot metrics on the test (or val) split: the dataset's main metric
+            and the others that apply (see :mod:`clip_lightning.tasks.scoring`); results.json names
+            the main one, and ``hp_metric`` is it.
         text_batch_size: prompts encoded per batch when building the classifier.
         seed: seed of the random weights when ``pretrained=False``.
         activation, vision_head_width, text_heads: what a bare open_clip state dict's shapes cannot
@@ -57,6 +59,7 @@ class CLIPEvaluator(FrozenBackboneTask):
         self.classnames: list[str] = []
         self.templates: list[str] = []
         self.classifier: torch.Tensor | None = None
+        self.scoring = Scoring(num_classes=1)  # decided from the data in setup
         self._packed = PackedWeights()
 
     # ---- set-up -------------------------------------------------------------------------------
@@ -68,6 +71,7 @@ class CLIPEvaluator(FrozenBackboneTask):
         self.templates = self._resolve_templates(datamodule)
         if self.zero_shot:
             format_prompts(self.classnames, self.templates)  # a bad template stops here, before any image
+            self.scoring = Scoring.for_data(datamodule, len(self.classnames))
 
     def prompt_templates(self) -> list[str]:
         return list(self.templates)
@@ -121,8 +125,7 @@ class CLIPEvaluator(FrozenBackboneTask):
         projected = self.encode_batch(images, split)
         self.keep(split, index=index, label=labels)
         if self.zero_shot and split == ("val" if stage == "val" else "test"):
-            logits = self.logits(projected)
-            self.keep(split, topk=logits.topk(min(5, logits.shape[1]), dim=-1).indices)
+            self.keep(split, **self.scoring.per_batch(self.logits(projected), labels))
 
     def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._step(batch, dataloader_idx, "test")
@@ -153,16 +156,25 @@ class CLIPEvaluator(FrozenBackboneTask):
     def _finish(self, stage: str) -> None:
         if not self.zero_shot:
             return
-        index, labels, topk = self.gathered("val" if stage == "val" else "test", "label", "topk")
-        metrics = classification_metrics(topk, labels, len(self.classnames))
+        keys = self.scoring.keys
+        index, labels, *values = self.gathered("val" if stage == "val" else "test", "label", *keys)
+        kept = dict(zip(keys, values, strict=True))
+        metrics = self.scoring.metrics(labels, kept)
+        main = self.scoring.main_metric
         # Every process holds the same values; max reduces them exactly (a mean may round).
         self.log_dict({f"{stage}/{k}": v for k, v in metrics.items()}, sync_dist=True, reduce_fx="max")
-        self.log("hp_metric", metrics["acc1"], sync_dist=True, reduce_fx="max")
+        self.log("hp_metric", metrics[main], sync_dist=True, reduce_fx="max")
+        undefined = [k for k, v in metrics.items() if v != v]
+        if undefined:
+            rank_zero_warn(
+                f"{stage}: {', '.join(undefined)} undefined here (NaN): a class lacks positives or negatives"
+            )
         if self.trainer.is_global_zero:
-            matrix = confusion_matrix(topk[:, 0], labels, len(self.classnames))
-            log_figures(self.trainer, self.log_folder, matrix, self.classnames, stage)
+            matrix = self.scoring.confusion(labels, kept)
+            if matrix is not None:  # multi-label data has none
+                log_figures(self.trainer, self.log_folder, matrix, self.classnames, stage)
         if stage == "test":
-            self.add_results(self.task_name, metrics, num_samples=int(index.numel()))
+            self.add_results(self.task_name, metrics, num_samples=int(index.numel()), main_metric=main)
 
     def on_test_epoch_end(self) -> None:
         self._finish("test")
