@@ -79,6 +79,16 @@ class CLIPLightningCLI(LightningCLI):
 def main(args: Any = None) -> None:
     """Entry point of ``clip-lightning`` and ``python -m clip_lightning``."""
     keep_freed_memory()  # this process is ours: no page faults on every batch's activations
+    argv = list(sys.argv[1:] if args is None else args) if not isinstance(args, dict) else []
+    if argv[:1] == ["suite"]:  # models x datasets: its own parser (the Trainer's options among them)
+        from .suite.cli import main as suite_main
+
+        try:
+            suite_main(argv[1:])
+        except UserError as err:
+            print(f"clip-lightning suite: error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
+        return
     try:
         CLIPLightningCLI(
             FrozenBackboneTask,

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import http.server
+import os
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import torch.distributed as dist
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -74,3 +77,33 @@ def file_server() -> Iterator[FileServer]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., tuple[int, str, str]]:
+    """``clip-lightning ARGS`` in this process: ``(exit code, stdout, stderr)``."""
+    monkeypatch.setattr(sys, "argv", ["clip-lightning"])  # pytest's own arguments are not the command's
+
+    def run(*args: str) -> tuple[int, str, str]:
+        from clip_lightning.cli import main
+
+        capsys.readouterr()
+        environ = dict(os.environ)
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+        finally:
+            # A run under strategy=ddp leaves a 1-process group listening on MASTER_PORT, which it
+            # also exports: later runs, and subprocesses that inherit it, would find the port taken.
+            if dist.is_available() and dist.is_initialized():
+                dist.destroy_process_group()
+            os.environ.clear()
+            os.environ.update(environ)
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

@@ -17,10 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
 import yaml
 
-from clip_lightning.cli import main
 from tests.helpers import TINY_VIT, make_image_folder, random_state_dict, write_bad_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,32 +35,6 @@ def conf(probe: dict | None = None, **data: object) -> list[str]:
             f"--trainer.callbacks.init_args.{k}={yaml.safe_dump(v).splitlines()[0]}" for k, v in probe.items()
         ]
     return args + [f"--data.{k}={v}" for k, v in data.items()]
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
-    """``clip-lightning ARGS`` in this process: ``(exit code, stdout, stderr)``."""
-    monkeypatch.setattr(sys, "argv", ["clip-lightning"])  # pytest's own arguments are not the command's
-
-    def run(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        environ = dict(os.environ)
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
-        finally:
-            # A run under strategy=ddp leaves a 1-process group listening on MASTER_PORT, which it
-            # also exports: later runs, and subprocesses that inherit it, would find the port taken.
-            if dist.is_available() and dist.is_initialized():
-                dist.destroy_process_group()
-            os.environ.clear()
-            os.environ.update(environ)
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
 
 
 def run_cli(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -14,7 +16,7 @@ from ..models.formats import Architecture, read_checkpoint
 from ..models.loading import model_from_checkpoint, preprocess_transform
 from ..ops import accelerate
 
-__all__ = ["Backbone", "load_backbone", "open_backbone"]
+__all__ = ["BACKBONES", "Backbone", "BackboneCache", "load_backbone", "open_backbone"]
 
 
 @dataclass
@@ -34,10 +36,48 @@ class Backbone:
     source: str
 
 
+class BackboneCache:
+    """Keeps the last backbone opened while :meth:`keeping` is active, so a sweep of one model over
+    many datasets reads its checkpoint once. Outside it every task opens its own."""
+
+    def __init__(self) -> None:
+        self._active = 0
+        self._kept: tuple[tuple, Backbone] | None = None
+
+    @contextmanager
+    def keeping(self) -> Iterator[None]:
+        self._active += 1
+        try:
+            yield
+        finally:
+            self._active -= 1
+            if not self._active:
+                self._kept = None
+
+    def get(self, key: tuple, build: Callable[[], Backbone]) -> Backbone:
+        if not self._active:
+            return build()
+        if self._kept is None or self._kept[0] != key:
+            self._kept = None  # the previous model can be freed before the next is read
+            self._kept = (key, build())
+        return self._kept[1]
+
+
+BACKBONES = BackboneCache()
+
+
 def open_backbone(
     name: str, pretrained: bool, download_root: str | None, seed: int, arch: Architecture | None = None
 ) -> Backbone:
-    """The :class:`Backbone` ``name`` names: frozen, in eval mode, on CPU."""
+    """The :class:`Backbone` ``name`` names: frozen, in eval mode, on CPU (or the one
+    :data:`BACKBONES` keeps for a sweep, wherever the last run left it)."""
+    key = (name, pretrained, download_root, seed, repr(arch))
+    return BACKBONES.get(key, lambda: _open(name, pretrained, download_root, seed, arch))
+
+
+def _open(
+    name: str, pretrained: bool, download_root: str | None, seed: int, arch: Architecture | None
+) -> Backbone:
     if not pretrained:
         if name not in MODEL_CONFIGS:
             raise ConfigError(
