@@ -2,7 +2,8 @@
 
 ``import clip_lightning as clip`` is a drop-in for OpenAI's ``clip`` package
 (``available_models``, ``load``, ``tokenize``); the Lightning pieces (``CLIPDataModule``,
-``CLIPEvaluator``, ``LinearProbe``) are imported on first use.
+``CLIPEvaluator``, ``LinearProbe``, ``CaptionDataModule``, ``RetrievalEvaluator``) are imported on
+first use.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ __all__ = [
     "CLIP",
     "CLIPDataModule",
     "CLIPEvaluator",
+    "CaptionDataModule",
     "LinearProbe",
+    "RetrievalEvaluator",
     "available_models",
     "build_model",
     "build_zero_shot_classifier",
@@ -32,6 +35,8 @@ _LAZY = {
     "CLIPDataModule": "clip_lightning.datamodule",
     "CLIPEvaluator": "clip_lightning.tasks.zeroshot",
     "LinearProbe": "clip_lightning.probe.callback",
+    "CaptionDataModule": "clip_lightning.caption_datamodule",
+    "RetrievalEvaluator": "clip_lightning.tasks.retrieval",
 }
 
 

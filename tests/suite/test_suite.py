@@ -175,3 +175,63 @@ def test_shipped_suite_configs_parse() -> None:
     for path in sorted((Path(__file__).resolve().parents[2] / "configs" / "suites").glob("*.yaml")):
         cfg = build_parser().parse_args(["--config", str(path)])
         assert cfg.models and cfg.datasets and cfg.output, path
+
+
+@pytest.mark.ddp
+def test_a_sweep_on_two_processes_writes_what_one_process_writes(
+    tmp_path: Path, models: list[str], cli: Cli
+) -> None:
+    """Lightning's launcher re-runs the command per process: every process walks the same runs,
+    only the first writes, and the numbers equal one process's."""
+    from tests.test_cli import run_cli
+
+    make_image_folder(tmp_path / "toy", ["cat", "dog", "fish"], {"test": 5})
+    args = named_folder_args(models, tmp_path)[1:]  # without "suite": run_cli adds the command
+    code, _, err = cli("suite", *args)
+    assert code == 0, err[-3000:]
+    ddp = ["--trainer.devices", "2", "--trainer.strategy", "ddp", "--output", "out2"]
+    proc = run_cli("suite", *args, *ddp, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("run 4/4") == 2  # announced once (by the first process), then done
+    for one in sorted((tmp_path / "out").glob("*.json")):
+        two = json.loads((tmp_path / "out2" / one.name).read_text())
+        assert two["world_size"] == 2 and two["metrics"] == json.loads(one.read_text())["metrics"]
+    assert (tmp_path / "out2" / "suite.md").is_file()
+
+
+def test_retrieval_datasets_run_zero_shot_retrieval(tmp_path: Path, models: list[str], cli: Cli) -> None:
+    from tests.datasets.caption_files import (
+        class_captions,
+        random_images,
+        write_karpathy,
+        write_retrieval_wds,
+    )
+
+    images = random_images(tmp_path / "images", 6)
+    captions = [class_captions(f"thing {i}", 2, seed=i) for i in range(6)]
+    write_karpathy(tmp_path / "flickr30k", images, captions)
+    write_retrieval_wds(tmp_path / "wds_captions", images, captions, [4, 2])
+    args = ["suite", "--models", models[0], "--datasets", "flickr30k", "wds/captions", "digits",
+            "--data_root", f"{tmp_path}/{{dataset_cleaned}}", "--data_roots",
+            json.dumps({"flickr30k": str(tmp_path / "flickr30k"), "wds/captions": str(tmp_path / "wds_captions")}),
+            "--output", "out", *QUIET]  # fmt: skip
+    code, _, err = cli(*args)
+    assert code == 0, err[-3000:]
+    karpathy = json.loads((tmp_path / "out" / "flickr30k_a.pt_a.pt_en_zeroshot_retrieval.json").read_text())
+    webdataset = json.loads(
+        (tmp_path / "out" / "wds_captions_a.pt_a.pt_en_zeroshot_retrieval.json").read_text()
+    )
+    assert karpathy["task"] == "zeroshot_retrieval" and "image_retrieval_recall@5" in karpathy["metrics"]
+    assert webdataset["metrics"] == karpathy["metrics"]  # the same images and captions
+    with open(tmp_path / "out" / "suite.csv") as f:
+        table = list(csv.DictReader(f))
+    assert [r["task"] for r in table] == [
+        "zeroshot_retrieval",
+        "zeroshot_retrieval",
+        "zeroshot_classification",
+    ]
+    mean = (
+        karpathy["metrics"]["image_retrieval_recall@1"] + karpathy["metrics"]["text_retrieval_recall@1"]
+    ) / 2
+    assert table[0]["main_metric"] == "mean_recall@1" and float(table[0]["value"]) == pytest.approx(mean)
+    assert "### zeroshot_retrieval" in (tmp_path / "out" / "suite.md").read_text()
