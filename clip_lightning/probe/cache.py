@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import json
 import os
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
@@ -18,16 +22,54 @@ __all__ = ["FeatureCache", "read_rows"]
 
 _FORMAT = 1
 
+# A temporary file is stale, and removed, when no process holds its lock and it has not been
+# written to for this long (the age covers the instant between its creation and its lock).
+STALE_AFTER_S = 10 * 60
+# Where the filesystem has no locks, only a file this old is taken as a dead writer's.
+STALE_UNLOCKABLE_AFTER_S = 24 * 3600
+
 
 class FeatureCache:
     """Features saved as ``<sha256 of key>.npz``, each holding its full key to check on read.
 
-    Writes go to a temporary file renamed into place, so a killed run leaves at most a
-    ``.tmp`` file that is never read; any change in the key is a miss, never a stale hit.
+    Writes go to a temporary file (``.*.tmp``) renamed into place, so a killed run leaves at
+    most a ``.tmp`` file that is never read; any change in the key is a miss, never a stale hit.
+    A writer holds an exclusive lock on its temporary file until it is renamed; opening the
+    cache and every write remove the temporary files of writers that are gone
+    (:meth:`remove_stale`).
     """
 
     def __init__(self, root: str) -> None:
         self.root = root
+        self.remove_stale()
+
+    def remove_stale(self) -> list[str]:
+        """Remove what killed writes left: ``.*.tmp`` files that no process holds locked and that
+        were last written over ``STALE_AFTER_S`` seconds ago (over ``STALE_UNLOCKABLE_AFTER_S``
+        where the filesystem cannot lock). Returns their paths; never raises (best effort)."""
+        now = time.time()
+        try:
+            names = [n for n in os.listdir(self.root) if n.startswith(".") and n.endswith(".tmp")]
+        except OSError:  # no cache folder yet, or not readable: nothing of ours to remove
+            return []
+        removed = []
+        for name in names:
+            path = os.path.join(self.root, name)
+            try:
+                age = now - os.stat(path).st_mtime
+                if age < STALE_AFTER_S:
+                    continue
+                with open(path, "r+b") as f:  # writable: NFS emulates flock with byte-range locks
+                    try:
+                        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except OSError as err:
+                        if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN) or age < STALE_UNLOCKABLE_AFTER_S:
+                            continue  # a live writer holds it (or it cannot be told: wait longer)
+                    os.remove(path)
+                removed.append(path)
+            except OSError:  # gone already (another cleaner), or not ours to touch
+                continue
+        return removed
 
     @staticmethod
     def _digest(key: dict[str, Any]) -> str:
@@ -100,15 +142,18 @@ class FeatureCache:
 
     def _write(self, key: dict[str, Any], write: Callable[[BinaryIO], None]) -> str:
         os.makedirs(self.root, exist_ok=True)
+        self.remove_stale()
         path = self.path(key)
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".", suffix=".tmp")
         try:
             os.fchmod(fd, file_mode())  # mkstemp's 0600 would differ from every other file
             with os.fdopen(fd, "wb") as f:
+                with contextlib.suppress(OSError):  # no locks here: cleaners then go by age alone
+                    fcntl.flock(f, fcntl.LOCK_EX)  # held until renamed: not stale while written
                 write(f)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, path)
+                os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
                 os.remove(tmp)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -23,32 +23,12 @@ from ..errors import ConfigError, UserError
 from ..reporting import check_writable, log_probe_search
 from ..tasks.base import FrozenBackboneTask
 from .cache import FeatureCache
+from .fewshot import FewShot, log_few_shot
 from .protocol import ProbeResult, Solver, linear_probe
+from .runtime import every_core, limited_batches
 from .shards import cached_share, save_merged
 
 __all__ = ["LinearProbe"]
-
-
-def _limited(trainer: L.Trainer) -> bool:
-    """Whether test batches are cut: Lightning reads an int as a count of batches (1 = one batch)
-    and only the float 1.0 as all of them."""
-    limit = trainer.limit_test_batches
-    return not (isinstance(limit, float) and limit == 1.0)
-
-
-@contextmanager
-def _every_core() -> Iterator[None]:
-    # A CPU matmul's result depends on its thread count (the gradient's long reduction is split
-    # across threads), and DDP leaves each process fewer threads: a fit that one process runs
-    # alone uses them all, the same count a 1-process run uses, so both fit bit for bit alike.
-    before = torch.get_num_threads()
-    torch.set_num_threads(
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    )
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class LinearProbe(Callback):
@@ -66,6 +46,8 @@ class LinearProbe(Callback):
             objective and stopping rule, warm-started along the search; under DDP each process
             keeps its own samples and every step all-reduces loss and gradient (nothing is
             gathered). ``sklearn``: the reference, scikit-learn on rank 0 with gathered features.
+        shots, seeds: few-shot probes (:mod:`.fewshot`), e.g. ``[1, 2, 4, 8, 16]`` (the paper's
+            Figure 6): for each k and seed, k train images per class fitted at C.
     """
 
     def __init__(
@@ -77,6 +59,8 @@ class LinearProbe(Callback):
         timeout_s: float = 24 * 3600,
         solver: Solver = "torch",
         shard_features: bool = False,
+        shots: Sequence[int] | None = None,
+        seeds: Sequence[int] = (0, 1, 2),
     ) -> None:
         if C is not None and C <= 0:
             raise ConfigError(f"C must be positive, got {C}")
@@ -87,6 +71,7 @@ class LinearProbe(Callback):
         if max_iter < 1:
             raise ConfigError(f"max_iter must be at least 1, got {max_iter}")
         self.C = C
+        self.few_shot = FewShot(shots, seeds) if shots is not None else None
         self.solver = solver
         self.shard_features = shard_features
         self.feature_kind = feature_kind
@@ -95,6 +80,7 @@ class LinearProbe(Callback):
         self.timeout_s = timeout_s
         self.splits = ["train", "test"] if C is not None else ["train", "val", "test"]
         self._cached: dict[str, dict[str, np.ndarray]] = {}
+        self._index: dict[str, torch.Tensor] = {}  # each share's dataset indices (for few-shot draws)
         self._wait_group: Any = None
 
     # ---- set-up: which splits to extract -----------------------------------------------------
@@ -184,7 +170,7 @@ class LinearProbe(Callback):
             "labels": labels.numpy().astype(np.int64),
         }
         expected = len(clip_datamodule(trainer).split(split))  # type: ignore[arg-type]
-        limited = _limited(trainer)
+        limited = limited_batches(trainer)
         if not limited and not torch.equal(index, torch.arange(expected)):
             raise RuntimeError(f"{split}: gathered {index.numel()} distinct samples, expected {expected}")
         if self.cache is not None and split != "test" and not limited:  # a partial split is never cached
@@ -202,10 +188,12 @@ class LinearProbe(Callback):
         if split in self._cached:
             data = self._cached[split]
             device = module.device
+            self._index[split] = torch.from_numpy(data["index"]).to(device)
             return torch.from_numpy(data["features"]).to(device), torch.from_numpy(data["labels"]).to(device)
         index, labels, features = module.local(split, "label", "features")
+        self._index[split] = index
         expected = len(clip_datamodule(trainer).split(split))  # type: ignore[arg-type]
-        limited = _limited(trainer)
+        limited = limited_batches(trainer)
         count = int(all_reduce(torch.tensor([index.numel()], device=index.device)))
         if not limited and count != expected:
             raise RuntimeError(f"{split}: {count} distinct samples over all processes, expected {expected}")
@@ -218,9 +206,10 @@ class LinearProbe(Callback):
         if self._sharded(trainer):
             shares = {split: self._share(trainer, module, split) for split in self.splits}
             # Every process fits on its own samples; the result is the same on all of them.
-            alone = _every_core() if trainer.world_size == 1 else contextlib.nullcontext()
+            alone = every_core() if trainer.world_size == 1 else contextlib.nullcontext()
+            classes = len(clip_datamodule(trainer).classnames)
             with alone:
-                result = self._fit(shares, len(clip_datamodule(trainer).classnames), trainer.is_global_zero)
+                result = self._fit(shares, classes, trainer.is_global_zero, self._index["train"])
             counts = torch.zeros(trainer.world_size, dtype=torch.int64, device=module.device)
             counts[trainer.global_rank] = len(shares["train"][1])
             # Evidence that no process held more than its own share of the training features.
@@ -231,7 +220,7 @@ class LinearProbe(Callback):
         if trainer.is_global_zero:
             try:
                 # rank 0 fits alone: the solver's collectives must not wait for others
-                with local_only(), _every_core():
+                with local_only(), every_core():
                     outcome = self._fit(data, len(clip_datamodule(trainer).classnames), True)
             except UserError as err:  # sent on, so every process stops with it instead of waiting
                 outcome = err
@@ -247,9 +236,6 @@ class LinearProbe(Callback):
     def _report(
         self, trainer: L.Trainer, module: FrozenBackboneTask, result: ProbeResult, extra: dict[str, Any]
     ) -> None:
-        for key, value in result.metrics.items():
-            # max of identical values is exact (a mean over processes may round)
-            module.log(f"test/{key}", value, sync_dist=True, reduce_fx="max")
         details = {
             "C": result.C,
             "C_searched": self.C is None,
@@ -263,12 +249,22 @@ class LinearProbe(Callback):
         }
         main = f"lp_{clip_datamodule(trainer).main_metric}"  # e.g. lp_mean_per_class_recall
         main_metric = main if main in result.metrics else None
-        module.add_results("linear_probe", result.metrics, main_metric=main_metric, linear_probe=details)
+        few = result.few_shot  # k-shot probes: their means join the metrics, their details few_shot
+        metrics = {**result.metrics, **(few.metrics(clip_datamodule(trainer).main_metric) if few else {})}
+        details.update({"few_shot": few.to_json()} if few else {})
+        for key, value in metrics.items():
+            # max of identical values is exact (a mean over processes may round)
+            module.log(f"test/{key}", value, sync_dist=True, reduce_fx="max")
+        module.add_results("linear_probe", metrics, main_metric=main_metric, linear_probe=details)
         if trainer.is_global_zero and result.search:
             scores = {10**e: s[0] for e, s in result.search.items()}
             log_probe_search(trainer, module.log_folder, scores, result.C)
+        if trainer.is_global_zero and few is not None:
+            log_few_shot(trainer, module.log_folder, few, result.metrics["lp_acc1"])
 
-    def _fit(self, data: dict[str, Any], num_classes: int, talk: bool) -> ProbeResult:
+    def _fit(
+        self, data: dict[str, Any], num_classes: int, talk: bool, index: torch.Tensor | None = None
+    ) -> ProbeResult:
         from tqdm import tqdm
 
         train, test = data["train"], data["test"]
@@ -289,4 +285,9 @@ class LinearProbe(Callback):
                 solver=self.solver,
             )  # fmt: skip
         rank_zero_info(f"LinearProbe: C = {result.C:.4g}, test top-1 {result.metrics['lp_acc1']:.4f}")
+        if self.few_shot is not None:  # at the C just chosen (or given), on the same train/test features
+            given = "given" if self.C is not None else "search"
+            few = self.few_shot.run(train, test, num_classes, result.C, C_from=given, solver=self.solver,
+                                    max_iter=self.max_iter, index=index)  # fmt: skip
+            result = replace(result, few_shot=few)
         return result

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -16,6 +16,9 @@ from ..metrics import classification_metrics
 from . import sklearn_solver, torch_solver
 from .search import Score, search_c
 from .sklearn_solver import fit_logistic
+
+if TYPE_CHECKING:
+    from .fewshot import FewShotResult
 
 __all__ = ["ProbeResult", "Solver", "check_classes", "fit_logistic", "linear_probe", "tally_metrics"]
 
@@ -52,7 +55,8 @@ class ProbeResult:
     """The chosen C, the test metrics (``lp_*``), the search's ``{log10 C: score}`` and each fit.
 
     ``fits``: ``{"C", "n_iter", "converged", "seconds"}`` per fit, the refit last;
-    ``search_seconds`` / ``fit_seconds``: wall time of the C search and of the final refit.
+    ``search_seconds`` / ``fit_seconds``: wall time of the C search and of the final refit;
+    ``few_shot``: the k-shot probes at this C, when they were asked for (:mod:`.fewshot`).
     """
 
     C: float
@@ -61,6 +65,7 @@ class ProbeResult:
     fits: list[dict[str, Any]] = field(default_factory=list)
     search_seconds: float = 0.0
     fit_seconds: float = 0.0
+    few_shot: FewShotResult | None = None
 
 
 def tally_metrics(topk: torch.Tensor, target: torch.Tensor, num_classes: int) -> dict[str, float]:
