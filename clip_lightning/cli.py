@@ -7,17 +7,20 @@ are CLIPEvaluator and CLIPDataModule, so ``model: {name: ...}`` and ``--data.dat
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 from .datamodule import CLIPDataModule
 from .errors import UserError
 from .ops.allocator import keep_freed_memory
 from .probe.callback import LinearProbe  # noqa: F401  (importable by short name in configs)
-from .reporting import check_writable
+from .reporting import RunLogger, check_writable
 from .tasks.base import FrozenBackboneTask
 from .tasks.zeroshot import CLIPEvaluator
 
@@ -56,6 +59,23 @@ class CLIPLightningCLI(LightningCLI):
             # been measured on each; `--verbose true` brings it back.
             parser.set_defaults(verbose=False)
         return parser
+
+    def before_instantiate_classes(self) -> None:
+        """A plain TensorBoardLogger becomes a RunLogger with the same arguments, and says so."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        loggers = config.trainer.logger
+        for logger in loggers if isinstance(loggers, list) else [loggers]:
+            if _names_plain_tensorboard(getattr(logger, "class_path", None)):
+                # It picks version_N by listing the folder: two runs started together share one and
+                # the second's results.json, figures and config.yaml overwrite the first's.
+                logger.class_path = f"{RunLogger.__module__}.{RunLogger.__name__}"
+                if getattr(rank_zero_only, "rank", 0) == 0:
+                    print(
+                        "clip-lightning: note: using clip_lightning.reporting.RunLogger (TensorBoard, the "
+                        "same arguments) for TensorBoardLogger: it claims its version folder atomically, "
+                        "so runs started together in one folder cannot share one",
+                        file=sys.stderr,
+                    )
 
     def _check_output(self) -> None:
         """Unwritable log folders fail here, before any work (and before Lightning writes config.yaml)."""
@@ -107,6 +127,17 @@ def main(args: Any = None) -> None:
             raise
         print(f"clip-lightning: error: {cause}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def _names_plain_tensorboard(class_path: Any) -> bool:
+    """Whether ``class_path`` is Lightning's own TensorBoardLogger (not a subclass of it)."""
+    if not isinstance(class_path, str) or "." not in class_path:
+        return False
+    module, _, name = class_path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name, None) is TensorBoardLogger
+    except ImportError:
+        return False
 
 
 def user_error(err: BaseException) -> UserError | None:

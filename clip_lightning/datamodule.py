@@ -259,7 +259,9 @@ class CLIPDataModule(L.LightningDataModule):
     def _loader(self, split: str) -> DataLoader:
         assert self.transform is not None
         return DataLoader(
-            IndexedDataset(self.split(split), self.transform),
+            # Under DDP an image found unreadable while decoding must not stop one process alone:
+            # it comes marked, and the task raises on every process (IndexedDataset).
+            IndexedDataset(self.split(split), self.transform, mark_unreadable=in_process_group()),
             batch_size=self.batch_size,
             shuffle=False,
             num_workers=self.num_workers,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import http.server
+import logging
 import os
 import sys
 import threading
@@ -8,8 +9,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import lightning.pytorch  # noqa: F401  (first; see below)
 import pytest
 import torch.distributed as dist
+
+# typing caches equal Unions: whichever of ``Union[int, float]`` and ``Union[float, int]`` is made
+# first is what later code gets. Lightning's Trainer must make its own first (``clip-lightning``
+# imports Lightning before anything else too), or jsonargparse tries float first and an in-process
+# ``--trainer.limit_test_batches 2`` becomes 2.0 when a test module imported scikit-learn earlier.
+# Imported before pytest's logging handlers exist, Lightning stops its logger's propagation; caplog
+# needs it.
+logging.getLogger("lightning.pytorch").propagate = True
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

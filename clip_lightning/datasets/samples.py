@@ -29,6 +29,7 @@ __all__ = [
     "dataset_fingerprint",
     "dataset_targets",
     "folder_classes",
+    "unreadable_marks",
 ]
 
 
@@ -210,16 +211,52 @@ def folder_classes(dataset: Dataset) -> list[str] | None:
 
 
 class IndexedDataset(Dataset):
-    """Applies ``transform`` and yields ``(image, label, index)``; ``index`` is the position in the split."""
+    """Applies ``transform`` and yields ``(image, label, index)``; ``index`` is the position in the split.
 
-    def __init__(self, dataset: Dataset, transform: Callable[[Any], torch.Tensor]) -> None:
+    With ``mark_unreadable``, an image that cannot be decoded (an UnreadableImageError: a
+    truncated file passes the up-front header check) is not raised here, in one process of a
+    DDP run, where the others would fail or hang at their next collective: the sample comes as
+    ``(blank image, label 0 or a zero multi-hot row, -(index + 1))``, so batches keep their
+    structure and every step runs as usual, and :meth:`FrozenBackboneTask.raise_unreadable
+    <clip_lightning.tasks.base.FrozenBackboneTask.raise_unreadable>` finds the marks among the
+    kept indices (:func:`unreadable_marks`) and raises on every process before any metric.
+    """
+
+    def __init__(
+        self, dataset: Dataset, transform: Callable[[Any], torch.Tensor], mark_unreadable: bool = False
+    ) -> None:
         self.dataset = dataset
         self.transform = transform
+        self.mark_unreadable = mark_unreadable
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int | torch.Tensor, int]:
-        image, label = self.dataset[index]
+        try:
+            image, label = self.dataset[index]
+        except UnreadableImageError:
+            if not self.mark_unreadable:
+                raise
+            return self.transform(Image.new("RGB", (32, 32))), _blank_label(self.dataset), -(index + 1)
         # multi-label data gives a multi-hot tensor per image; batches stack them [B, classes]
         return self.transform(image), label if isinstance(label, torch.Tensor) else int(label), index
+
+
+def unreadable_marks(index: torch.Tensor) -> list[int]:
+    """The positions in the split of the samples an :class:`IndexedDataset` marked unreadable among
+    the indices ``index`` (``-(i + 1)`` stands for sample ``i``), each once, in order."""
+    return sorted({-int(i) - 1 for i in index[index < 0].tolist()})
+
+
+def _blank_label(dataset: Dataset) -> int | torch.Tensor:
+    # Shaped like the split's labels so that the batch collates, and a valid class (0) so that
+    # every step runs: the sample is reported, never scored.
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    multi_hot = (
+        dataset.labels if isinstance(dataset, MultiLabelImageFiles) else getattr(dataset, "multi_hot", None)
+    )
+    if multi_hot is not None:  # a multi-label WebDataset holds its rows as ``multi_hot``
+        return torch.zeros(np.shape(multi_hot)[1], dtype=torch.float32)
+    return 0

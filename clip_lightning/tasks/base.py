@@ -20,6 +20,7 @@ import lightning as L
 import torch
 
 from ..datamodule import clip_datamodule
+from ..datasets.samples import unreadable_marks
 from ..distributed import gather_by_index, own_by_index, raise_on_every_rank
 from ..errors import ConfigError
 from ..models import MODELS, transform_resolution
@@ -27,6 +28,7 @@ from ..models.formats import Architecture
 from ..reporting import check_writable, print_summary, results_dir, write_results
 from .backbone import open_backbone
 from .results import RunResult, TaskResult
+from .unreadable import raise_on_every_process, read_error
 
 __all__ = ["FeatureKind", "FrozenBackboneTask"]
 
@@ -72,6 +74,7 @@ class FrozenBackboneTask(L.LightningModule):
         self._feature_splits: frozenset[str] = frozenset()
         self._feature_kind: FeatureKind = "projected"
         self._results: dict[str, TaskResult] = {}
+        self._unreadable_checked = False
 
     # ---- for callbacks ------------------------------------------------------------------------
 
@@ -150,8 +153,10 @@ class FrozenBackboneTask(L.LightningModule):
     def gathered(self, split: str, *keys: str) -> tuple[torch.Tensor, ...]:
         """``(index, *values)`` of ``split`` from every process, each index once, in index order.
 
-        A collective: every process must call it.
+        A collective: every process must call it. First, if any process found an unreadable
+        image, every process raises it here (:meth:`raise_unreadable`).
         """
+        self.raise_unreadable()
         out = self._outputs[split]
         tensors = [torch.cat(out[k]) if out[k] else torch.empty(0) for k in ("index", *keys)]
         return gather_by_index(*tensors, device=self.device)
@@ -160,12 +165,34 @@ class FrozenBackboneTask(L.LightningModule):
         """``(index, *values)`` of this process's share of ``split``, in index order, not gathered.
 
         Each index is kept by exactly one process (the lowest rank that saw it); values stay on
-        the device they were made on. A collective (only the indices are exchanged).
+        the device they were made on. A collective (only the indices are exchanged); unreadable
+        images are raised first, as in :meth:`gathered`.
         """
+        self.raise_unreadable()
         out = self._outputs[split]
         tensors = [torch.cat(out[k]) if out[k] else torch.empty(0) for k in ("index", *keys)]
         tensors[0] = tensors[0].long()  # an empty share must still match the others' index dtype
         return own_by_index(*tensors, device=self.device)
+
+    def raise_unreadable(self) -> None:
+        """Raise one UnreadableImageError on every process naming every image that any process
+        found unreadable in this stage; else nothing. A collective, run once per stage.
+
+        Under DDP the data marks such a sample (``IndexedDataset``: a blank image, index
+        ``-(i + 1)``) instead of raising in one process; the marks are found among the indices
+        kept (:meth:`keep`), so a subclass's steps need nothing more than keeping ``index``.
+        :meth:`gathered` and :meth:`local` call this first, so no metric sees a blank image;
+        the end of each stage calls it in case nothing was gathered.
+        """
+        if self._unreadable_checked:
+            return
+        self._unreadable_checked = True
+        found: dict[tuple[str, int], str] = {}
+        for split, out in self._outputs.items():
+            name = "test" if split == "predict" else split  # predict reads the test split
+            for position in unreadable_marks(torch.cat(out["index"])) if out["index"] else []:
+                found[(name, position)] = read_error(self.task_datamodule().split(name), name, position)
+        raise_on_every_process(found)
 
     # ---- for subclasses -----------------------------------------------------------------------
 
@@ -212,17 +239,28 @@ class FrozenBackboneTask(L.LightningModule):
                 error = err
         raise_on_every_rank(error)
 
-    def on_test_start(self) -> None:
+    def _start(self) -> None:
         self._outputs.clear()
+        self._unreadable_checked = False
+
+    def on_test_start(self) -> None:
+        self._start()
         self._results.clear()
 
     def on_validation_start(self) -> None:
-        self._outputs.clear()
+        self._start()
 
     def on_predict_start(self) -> None:
-        self._outputs.clear()
+        self._start()
+
+    def on_validation_end(self) -> None:
+        self.raise_unreadable()
+
+    def on_predict_end(self) -> None:
+        self.raise_unreadable()
 
     def on_test_end(self) -> None:
+        self.raise_unreadable()  # before results.json: no file is written from a run that lost images
         if self.trainer.is_global_zero:
             result = self.results()
             path = write_results(self.log_folder, result.to_json())

@@ -13,13 +13,16 @@ from torch.utils.data import DataLoader
 from clip_lightning.datasets import (
     ImageFiles,
     IndexedDataset,
+    MultiLabelImageFiles,
     find_unreadable,
     image_problem,
     read_rgb,
     to_rgb,
     verify,
 )
+from clip_lightning.datasets.samples import unreadable_marks
 from clip_lightning.errors import UnreadableImageError, UserError
+from clip_lightning.tasks.unreadable import raise_on_every_process, read_error
 from tests.helpers import make_image_folder, write_bad_image
 
 
@@ -106,6 +109,48 @@ def test_a_file_that_fails_to_decode_is_named_with_its_split_in_one_line(tmp_pat
     with pytest.raises(UnreadableImageError) as from_worker:
         next(iter(loader))
     assert str(from_worker.value) == message
+
+
+def test_an_unreadable_image_can_come_marked_in_a_batch_of_the_same_structure(tmp_path: Path) -> None:
+    """Under DDP the data marks an unreadable sample (blank image, valid label, index -(i + 1))
+    rather than raise in one process; the batch collates as any other."""
+    make_image_folder(tmp_path, ["a"], {"test": 2})
+    good = [str(tmp_path / "test" / "a" / f"{i}.png") for i in range(2)]
+    bad = str(write_bad_image(tmp_path / "test" / "a" / "t.png", "truncated"))
+    files = ImageFiles([good[0], bad, good[1]], [1, 1, 1], ["x", "y"], split="test")
+
+    def transform(image: Image.Image) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(image.resize((4, 4)), dtype=np.float32).copy())
+
+    with pytest.raises(UnreadableImageError):  # unmarked (one process): raised as it is read
+        IndexedDataset(files, transform)[1]
+    images, labels, index = next(iter(DataLoader(IndexedDataset(files, transform, mark_unreadable=True), 3)))
+    assert index.tolist() == [0, -2, 2] and labels.tolist() == [1, 0, 1]  # 0: a class every step accepts
+    assert images.shape == (3, 4, 4, 3) and not images[1].any()
+    assert unreadable_marks(torch.tensor([0, -2, 2, -2, -1])) == [0, 1]  # padding may repeat a sample
+    multi = MultiLabelImageFiles([good[0], bad], np.array([[1, 0, 1], [0, 1, 0]]), ["x", "y", "z"])
+    _, labels, index = next(iter(DataLoader(IndexedDataset(multi, transform, mark_unreadable=True), 2)))
+    assert labels.tolist() == [[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]] and index.tolist() == [0, -2]
+
+
+def test_images_found_unreadable_are_raised_once_naming_each(tmp_path: Path) -> None:
+    """Without a process group: nothing found is no error; one is the data's own message; several
+    are listed in the splits' order."""
+    make_image_folder(tmp_path, ["a"], {"test": 1})
+    bad = str(write_bad_image(tmp_path / "test" / "a" / "t.png", "truncated"))
+    files = ImageFiles([str(tmp_path / "test" / "a" / "0.png"), bad], [0, 0], ["a"], split="test")
+    message = read_error(files, "test", 1)
+    assert message.startswith(f"cannot read image {bad} of the test split (OSError: image file is truncated")
+    assert read_error(files, "test", 0).startswith(
+        "image 0 of the test split could not be read during the run"
+    )
+    raise_on_every_process({})
+    with pytest.raises(UnreadableImageError) as one:
+        raise_on_every_process({("test", 1): message})
+    assert str(one.value) == message
+    with pytest.raises(UnreadableImageError) as two:
+        raise_on_every_process({("test", 1): message, ("train", 7): "train 7"})
+    assert str(two.value) == f"2 images could not be read:\n  train 7\n  {message}"
 
 
 def test_verify_command_lists_every_unreadable_file(
