@@ -19,6 +19,7 @@ from .errors import ConfigError
 from .metrics import per_class_recall
 
 __all__ = [
+    "FolderClaim",
     "RunLogger",
     "add_figure",
     "check_writable",
@@ -73,6 +74,40 @@ def check_writable(folder: str, what: str, option: str) -> None:
             f"cannot write {what} to {folder!r} ({err.strerror or err}); pass {option} with a folder "
             f"you can write to"
         ) from None
+
+
+class FolderClaim:
+    """An exclusive lock on a run folder's ``.clip_lightning.lock`` while one run writes results there.
+
+    Runs given one folder (``--trainer.logger false`` and one ``default_root_dir``, or a logger that
+    picks its version by listing) would overwrite each other's results.json; the second is refused
+    before any work. The lock is the kernel's (``flock``): a killed run releases it.
+    """
+
+    def __init__(self, folder: str) -> None:
+        self._file: IO[str] | None = None
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: nothing to lock with
+            return
+        handle = open(os.path.join(folder, ".clip_lightning.lock"), "a")  # noqa: SIM115 (held until release)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise ConfigError(
+                f"another run is writing its results to {folder} now; give this run its own folder "
+                "(another --trainer.logger.init_args.name or version, or --trainer.default_root_dir)"
+            ) from None
+        except OSError:  # a filesystem without locks: as before
+            handle.close()
+            return
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing drops the flock
+            self._file = None
 
 
 def file_mode() -> int:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -85,3 +86,26 @@ def test_an_unwritable_folder_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a folder")  # unwritable even for root, unlike chmod
     with pytest.raises(ConfigError, match=r"cannot write the results to .*file/runs.*pass --out"):
         check_writable(str(tmp_path / "file" / "runs"), "the results", "--out")
+
+
+def test_a_second_run_in_a_folder_another_run_writes_to_is_refused_before_any_work(
+    tmp_path: Path, cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    """Without a logger, runs share default_root_dir: a concurrent second run would overwrite the
+    first one's results.json. Runs one after another are fine (the claim ends with the run)."""
+    from clip_lightning.reporting import FolderClaim
+    from tests.helpers import TINY_VIT, random_state_dict
+    from tests.test_cli import conf
+
+    torch.save(random_state_dict(TINY_VIT, seed=3), tmp_path / "tiny.pt")
+    args = ["test", *conf(), "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path / "out")]
+    (tmp_path / "out").mkdir()
+    other = FolderClaim(str(tmp_path / "out"))  # another run, busy there
+    code, _, err = cli(*args)
+    assert code == 2 and "another run is writing its results to" in err
+    assert not (tmp_path / "out" / "results.json").exists()
+    other.release()
+    for _ in range(2):
+        code, _, err = cli(*args)
+        assert code == 0, err[-3000:]
+    assert (tmp_path / "out" / "results.json").is_file()

@@ -25,7 +25,7 @@ from ..distributed import gather_by_index, own_by_index, raise_on_every_rank
 from ..errors import ConfigError
 from ..models import MODELS, transform_resolution
 from ..models.formats import Architecture
-from ..reporting import check_writable, print_summary, results_dir, write_results
+from ..reporting import FolderClaim, check_writable, print_summary, results_dir, write_results
 from .backbone import open_backbone
 from .results import RunResult, TaskResult
 from .unreadable import raise_on_every_process, read_error
@@ -70,6 +70,7 @@ class FrozenBackboneTask(L.LightningModule):
         self.preprocess = backbone.preprocess
         self.checkpoint_format, self.checkpoint_source = backbone.format, backbone.source
         self.log_folder = "."
+        self._claim: FolderClaim | None = None
         self._outputs: dict[str, dict[str, list[torch.Tensor]]] = defaultdict(lambda: defaultdict(list))
         self._feature_splits: frozenset[str] = frozenset()
         self._feature_kind: FeatureKind = "projected"
@@ -235,9 +236,19 @@ class FrozenBackboneTask(L.LightningModule):
                 check_writable(
                     self.log_folder, "the run's results", "another logger save_dir or default_root_dir"
                 )
+                self._release_folder()
+                self._claim = FolderClaim(self.log_folder)  # no other run may write results there now
             except ConfigError as err:
                 error = err
         raise_on_every_rank(error)
+
+    def teardown(self, stage: str) -> None:
+        self._release_folder()
+
+    def _release_folder(self) -> None:
+        if self._claim is not None:
+            self._claim.release()
+            self._claim = None
 
     def _start(self) -> None:
         self._outputs.clear()
