@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.optimize
 import torch
+from threadpoolctl import threadpool_limits
 
 from ..distributed import all_reduce, broadcast_from_zero
 from .search import Score
@@ -123,7 +124,10 @@ def fit_logistic(
         loss = sums[0] / n_total + 0.5 * penalty * weight.square().sum()
         return float(loss), grad.cpu().numpy()
 
-    with torch.no_grad():
+    # The driver's own BLAS calls (numpy's OpenBLAS) would start threads that spin on the cores
+    # torch's products need: with one BLAS thread an iteration took 6.1 ms instead of 19.2 ms
+    # (CIFAR-10 subset features, 2 cores), and the steps are the same bits.
+    with torch.no_grad(), threadpool_limits(1, user_api="blas"):
         found = scipy.optimize.minimize(
             evaluate,
             theta.cpu().numpy(),
