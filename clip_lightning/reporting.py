@@ -27,6 +27,7 @@ __all__ = [
     "log_figures",
     "log_probe_search",
     "print_summary",
+    "publish_figure",
     "results_dir",
     "write_predictions",
     "write_results",
@@ -212,20 +213,23 @@ def add_figure(trainer: L.Trainer, tag: str, figure: Any) -> None:
             draw(tag, figure, close=False)
 
 
+def publish_figure(trainer: L.Trainer, folder: str, name: str, tag: str, figure: Any) -> None:
+    """Save ``figure`` as ``folder/name`` (PNG), send it to TensorBoard as ``tag``, and close it."""
+    import matplotlib.pyplot as plt
+
+    os.makedirs(folder, exist_ok=True)
+    figure.savefig(os.path.join(folder, name), dpi=80)
+    add_figure(trainer, tag, figure)
+    plt.close(figure)
+
+
 def log_figures(
     trainer: L.Trainer, folder: str, matrix: torch.Tensor, classnames: list[str], stage: str
 ) -> None:
     """Confusion matrix and per-class accuracy: to TensorBoard when it logs, and as PNGs. Rank 0 only."""
-    import matplotlib.pyplot as plt
-
     cm_fig, bar_fig = _figures(matrix.cpu(), classnames)
-    os.makedirs(folder, exist_ok=True)
-    cm_fig.savefig(os.path.join(folder, f"{stage}_confusion_matrix.png"), dpi=80)
-    bar_fig.savefig(os.path.join(folder, f"{stage}_per_class_accuracy.png"), dpi=80)
-    add_figure(trainer, f"{stage}/confusion_matrix", cm_fig)
-    add_figure(trainer, f"{stage}/per_class_accuracy", bar_fig)
-    plt.close(cm_fig)
-    plt.close(bar_fig)
+    publish_figure(trainer, folder, f"{stage}_confusion_matrix.png", f"{stage}/confusion_matrix", cm_fig)
+    publish_figure(trainer, folder, f"{stage}_per_class_accuracy.png", f"{stage}/per_class_accuracy", bar_fig)
 
 
 def log_probe_search(trainer: L.Trainer, folder: str, scores: dict[float, float], chosen: float) -> None:
@@ -244,7 +248,4 @@ def log_probe_search(trainer: L.Trainer, folder: str, scores: dict[float, float]
     ax.set_ylabel("validation accuracy (%)")
     ax.legend()
     fig.tight_layout()
-    os.makedirs(folder, exist_ok=True)
-    fig.savefig(os.path.join(folder, "linear_probe_search.png"), dpi=80)
-    add_figure(trainer, "test/linear_probe_search", fig)
-    plt.close(fig)
+    publish_figure(trainer, folder, "linear_probe_search.png", "test/linear_probe_search", fig)

@@ -28,7 +28,6 @@ indices and labels; each process keeps its own drawn rows and the solver all-red
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,7 +40,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from ..distributed import gather_by_index
 from ..errors import ConfigError
-from ..reporting import add_figure
+from ..reporting import publish_figure
 from .protocol import Solver, linear_probe
 
 __all__ = ["FewShot", "FewShotResult", "k_shot_indices", "log_few_shot"]
@@ -222,7 +221,4 @@ def log_few_shot(trainer: L.Trainer, folder: str, result: FewShotResult, full: f
     ax.set_ylabel("test accuracy (%)")
     ax.legend()
     fig.tight_layout()
-    os.makedirs(folder, exist_ok=True)
-    fig.savefig(os.path.join(folder, "linear_probe_few_shot.png"), dpi=80)
-    add_figure(trainer, "test/linear_probe_few_shot", fig)
-    plt.close(fig)
+    publish_figure(trainer, folder, "linear_probe_few_shot.png", "test/linear_probe_few_shot", fig)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import textwrap
 from typing import Any
 
 import lightning as L
 
-from ..reporting import add_figure
+from ..reporting import publish_figure
 
 __all__ = ["log_retrieval_examples"]
 
@@ -68,7 +67,4 @@ def log_retrieval_examples(
                     spine.set_linewidth(3)
     fig.suptitle("retrieval examples: image -> captions, caption -> images (positives in green)", fontsize=9)
     fig.tight_layout()
-    os.makedirs(folder, exist_ok=True)
-    fig.savefig(os.path.join(folder, "retrieval_examples.png"), dpi=80)
-    add_figure(trainer, "test/retrieval_examples", fig)
-    plt.close(fig)
+    publish_figure(trainer, folder, "retrieval_examples.png", "test/retrieval_examples", fig)
