@@ -290,13 +290,22 @@ def test_predict_writes_what_trainer_predict_returns(workdir: Path, cli: Cli) ->
 def test_predict_with_two_processes_writes_each_image_once(workdir: Path, cli: Cli) -> None:
     """359 test images: the sampler pads one process with a repeat, which the file must not hold.
     Batches of 44 leave last batches of 7 (one process) and 4 rows (each of two), and the two
-    processes run one thread each: the logits must not depend on either."""
+    processes run one thread each: the logits must not depend on either. Both processes destroy
+    the gloo group before the interpreter's finalization, which aborts now and then otherwise."""
     config = conf(batch_size=44)
     code, _, err = cli("predict", *config)
     assert code == 0, err[-3000:]
     ddp = ["--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu"]
-    proc = run_cli("predict", *config, *ddp, cwd=workdir)
+    launcher = workdir / "launcher.py"  # a script, so Lightning's DDP launcher re-runs it for rank 1
+    launcher.write_text(  # registered first, so it runs after every other exit handler
+        "import atexit, torch.distributed as dist\n"
+        "atexit.register(lambda: print(f'group alive at exit: {dist.is_initialized()}', flush=True))\n"
+        "from clip_lightning.cli import main\n"
+        "main()\n"
+    )
+    proc = run_cli("predict", *config, *ddp, cwd=workdir, script=launcher)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("group alive at exit: False") == 2, proc.stdout[-2000:]
     assert proc.stdout.count("predictions: 359 images") == 1  # written and reported by rank 0 only
     one, two = predictions(workdir, 0), predictions(workdir, 1)
     assert set(one) == set(two) == {"index", "label", "features", "logits", "classnames"}

@@ -21,7 +21,13 @@ import torch
 
 from ..datamodule import clip_datamodule
 from ..datasets.samples import unreadable_marks
-from ..distributed import gather_by_index, own_by_index, raise_on_every_rank
+from ..distributed import (
+    destroy_group_at_exit,
+    gather_by_index,
+    in_process_group,
+    own_by_index,
+    raise_on_every_rank,
+)
 from ..errors import ConfigError
 from ..models import MODELS, transform_resolution
 from ..models.formats import Architecture
@@ -221,6 +227,8 @@ class FrozenBackboneTask(L.LightningModule):
     # ---- Lightning hooks ----------------------------------------------------------------------
 
     def setup(self, stage: str) -> None:
+        if in_process_group():
+            destroy_group_at_exit()
         datamodule = self.task_datamodule()
         resolution = transform_resolution(getattr(datamodule, "transform", None))
         if resolution != self.model.visual.input_resolution:
