@@ -1,7 +1,7 @@
 """The linear probe's whole C search: scikit-learn (the reference) against the torch solver.
 
     python experiments/probe_benchmark.py [--sets digits cifar10-subset cifar100-size]
-        [--dtypes float32 float64] [--sklearn-subsample 5000] [--threads 2]
+        [--dtypes float32 float64] [--sklearn-subsample N] [--threads 2]
 
 Same features for both: random-weight ViT-B/32 penultimate features (768 dims) of the bundled
 digits and of ``../shared/data/cifar10-subset`` (experiments/probe_features.py, cached under
@@ -15,8 +15,9 @@ test predictions equal to scikit-learn's (over the Cs where scikit-learn converg
 before max_iter) and the largest test top-1 gap (points), per torch dtype.
 
 ``--sklearn-subsample N``: on the CIFAR-100-size set scikit-learn's search runs on N train
-samples (its whole search on 50,000 would take hours on 2 cores); the torch solver runs on all
-of them *and* on the same N, and the table says which is which.
+samples only, and the torch solver on all of them *and* on the same N (the table says which is
+which). The default, 0, runs both on all 50,000: these synthetic classes separate easily, and
+scikit-learn's whole search took 68.7 s on 2 cores (126 iterations over 16 fits).
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=["digits", "cifar10-subset", "cifar100-size"])
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"], choices=sorted(DTYPES))
     parser.add_argument("--max-iter", type=int, default=1000)
-    parser.add_argument("--sklearn-subsample", type=int, default=5000)
+    parser.add_argument("--sklearn-subsample", type=int, default=0)
     parser.add_argument("--features", type=Path, default=Path("runs/probe_features"))
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
