@@ -43,9 +43,12 @@ class LinearProbe(Callback):
         cache_dir: where train/val features are cached between runs (None: no cache).
         timeout_s: with ``solver="sklearn"``, how long other processes wait for rank 0's fit.
         solver: ``torch`` (default): L-BFGS in torch on the features' device, scikit-learn's
-            objective and stopping rule, warm-started along the search; under DDP each process
-            keeps its own samples and every step all-reduces loss and gradient (nothing is
-            gathered). ``sklearn``: the reference, scikit-learn on rank 0 with gathered features.
+            objective and stopping rule, warm-started along the search. ``sklearn``: the
+            reference, scikit-learn on rank 0 with gathered features.
+        shard_features: with the torch solver under DDP, each process keeps its own samples'
+            features and every step all-reduces loss and gradient: nothing is gathered, and
+            with 2, 4 or 8 processes the result is one process's, bit for bit
+            (:mod:`.rowsums`). False: rank 0 fits every process's gathered features.
         shots, seeds: few-shot probes (:mod:`.fewshot`), e.g. ``[1, 2, 4, 8, 16]`` (the paper's
             Figure 6): for each k and seed, k train images per class fitted at C.
     """
@@ -58,7 +61,7 @@ class LinearProbe(Callback):
         cache_dir: str | None = None,
         timeout_s: float = 24 * 3600,
         solver: Solver = "torch",
-        shard_features: bool = False,
+        shard_features: bool = True,
         shots: Sequence[int] | None = None,
         seeds: Sequence[int] = (0, 1, 2),
     ) -> None:
@@ -204,7 +207,9 @@ class LinearProbe(Callback):
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         module = self._evaluator(pl_module)
         if self._sharded(trainer):
-            shares = {split: self._share(trainer, module, split) for split in self.splits}
+            shares = {
+                split: (*self._share(trainer, module, split), self._index[split]) for split in self.splits
+            }
             # Every process fits on its own samples; the result is the same on all of them.
             alone = every_core() if trainer.world_size == 1 else contextlib.nullcontext()
             classes = len(clip_datamodule(trainer).classnames)

@@ -163,9 +163,9 @@ class FewShot:
         the draw gathers every process's indices and labels (a collective), each process keeps its
         own drawn rows and the torch solver all-reduces, as the full probe does with shares.
         """
-        x, y = train
+        x, y = train[0], train[1]
         everyone_index: Any
-        subset: tuple[Any, Any]
+        subset: tuple[Any, Any, torch.Tensor]
         if index is None:
             everyone_index, everyone_labels = np.arange(len(y)), y
             local = np.arange(len(y))
@@ -183,11 +183,12 @@ class FewShot:
                 chosen, short = k_shot_indices(everyone_index, everyone_labels, k, seed)
                 result.short_classes[k] = short  # the same for every seed
                 keep = np.isin(local, chosen)
+                keys = torch.from_numpy(local[keep])  # the rows' dataset indices order the sums
                 if isinstance(x, torch.Tensor):
                     mask = torch.from_numpy(keep).to(x.device)
-                    subset = (x[mask], torch.as_tensor(y)[mask])
+                    subset = (x[mask], torch.as_tensor(y)[mask], keys)
                 else:
-                    subset = (x[keep], np.asarray(y)[keep])
+                    subset = (x[keep], np.asarray(y)[keep], keys)
                 probe = linear_probe(subset, None, test, num_classes, C=C, max_iter=max_iter, solver=solver)
                 fit = probe.fits[-1]
                 result.runs[k].append({

@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 __all__ = ["ProbeResult", "Solver", "check_classes", "fit_logistic", "linear_probe", "tally_metrics"]
 
 Solver = Literal["torch", "sklearn"]
-Split = tuple[Any, Any]  # (features, labels): NumPy arrays or tensors (this process's share under DDP)
+# (features, labels[, dataset indices]): NumPy arrays or tensors (this process's share under
+# DDP). The indices order the torch solver's sums (:mod:`.rowsums`); without them, 0 .. N-1.
+Split = tuple[Any, ...]
 
 
 def check_classes(train: np.ndarray, num_classes: int, **others: np.ndarray | None) -> None:
@@ -96,6 +98,20 @@ def _present(labels: Any, solver: Solver) -> np.ndarray:
     return np.asarray(labels)
 
 
+def _keys(split: Split) -> torch.Tensor | None:
+    return torch.as_tensor(split[2]).long() if len(split) > 2 else None
+
+
+def _joined_keys(train: Split, val: Split) -> torch.Tensor:
+    """Keys of train + val rows: train's indices, then val's after every process's train rows."""
+    head, tail = _keys(train), _keys(val)
+    if head is None or tail is None:
+        head, tail = torch.arange(len(train[1])), torch.arange(len(val[1]))
+    first = torch.tensor([int(head.max()) + 1 if len(head) else 0], device=head.device)
+    bound = all_reduce(first, op="max")  # a collective: every process's train rows
+    return torch.cat([head, tail.to(head.device) + int(bound)])
+
+
 def linear_probe(
     train: Split,
     val: Split | None,
@@ -128,7 +144,7 @@ def linear_probe(
     fits: list[dict[str, Any]] = []
     fitted: dict[float, Any] = {}
 
-    def fit(x: Any, y: Any, c: float) -> Any:
+    def fit(x: Any, y: Any, keys: Any, c: float) -> Any:
         start = time.perf_counter()
         if solver == "sklearn":
             model = sklearn_solver.fit_logistic(x, y, c, max_iter)
@@ -138,7 +154,7 @@ def linear_probe(
             exponent = float(np.log10(c))
             nearest = min(fitted, key=lambda e: abs(e - exponent)) if fitted else None
             model = torch_solver.fit_logistic(
-                x, y, c, max_iter, init=None if nearest is None else fitted[nearest], dtype=dtype
+                x, y, c, max_iter, init=None if nearest is None else fitted[nearest], dtype=dtype, index=keys
             )
             n_iter, converged = model.n_iter, model.converged
         fits.append({"C": float(c), "n_iter": n_iter, "converged": converged,
@@ -155,20 +171,21 @@ def linear_probe(
             raise ValueError("choosing C needs a validation split; give one or a fixed C")
 
         def evaluate(c: float) -> Score:
-            model = fit(train[0], train[1], c)
+            model = fit(train[0], train[1], _keys(train), c)
             fitted[float(np.log10(c))] = model
             return score(model, val[0], val[1])
 
         C, search = search_c(evaluate, on_evaluate=on_evaluate)
     search_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    x_fit, y_fit = train
+    x_fit, y_fit, keys = train[0], train[1], _keys(train)
     if val is not None and len(val[1]):
         join = np.concatenate if isinstance(train[0], np.ndarray) else torch.cat
         x_fit, y_fit = join([train[0], val[0]]), join([train[1], val[1]])
+        keys = _joined_keys(train, val) if solver == "torch" else None
     if fitted:  # the refit starts from the chosen C's solution
         fitted = {float(np.log10(C)): fitted[min(fitted, key=lambda e: abs(e - np.log10(C)))]}
-    model = fit(x_fit, y_fit, C)
+    model = fit(x_fit, y_fit, keys, C)
     fit_seconds = time.perf_counter() - start
     y_test = torch.as_tensor(test[1]).long()
     if solver == "torch":

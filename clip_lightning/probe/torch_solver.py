@@ -21,9 +21,11 @@ loss and gradient, all of the cost, run in torch where the features are (a GPU w
 one), in ``dtype`` for the products and float64 for the sums.
 
 Under DDP each process holds only its own samples: each evaluation sums the loss and gradient
-over local rows and all-reduces them (float64). Every process then feeds identical values to
-the same deterministic driver and takes identical steps; rank 0's result is broadcast at the
-end all the same, so that no rounding anywhere can leave processes with different models.
+over local rows and all-reduces them (float64), in :mod:`.rowsums`' grouping, whose bits do not
+depend on how the rows are split (for 1, 2, 4 or 8 processes). Every process then feeds
+identical values to the same deterministic driver and takes identical steps; rank 0's result is
+broadcast at the end all the same, so that no rounding anywhere can leave processes with
+different models.
 """
 
 from __future__ import annotations
@@ -36,15 +38,15 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from ..distributed import all_reduce, broadcast_from_zero
+from .rowsums import chunk_rows, loss_and_gradient
 from .search import Score
 
 __all__ = ["DEFAULT_DTYPE", "TorchLogistic", "fit_logistic", "topk_classes", "validation_score"]
 
-# Measured (experiments/probe_benchmark.py --agreement): float32 features and products, with
-# the optimizer's state and the all-reduced sums in float64, meet the agreement targets.
+# float32 features and products, with the optimizer's state and the sums in float64: half the
+# memory traffic of float64, and test predictions agree with scikit-learn about as well as
+# scikit-learn's agree with its own fit on the same rows reordered (experiments/probe_benchmark.py).
 DEFAULT_DTYPE = torch.float32
-# Rows per block of the loss: bounds the [rows, classes] logits in memory on large splits.
-_BLOCK = 65536
 
 
 @dataclass
@@ -85,10 +87,13 @@ def fit_logistic(
     tol: float = 1e-4,
     init: TorchLogistic | None = None,
     dtype: torch.dtype = DEFAULT_DTYPE,
+    index: np.ndarray | torch.Tensor | None = None,
 ) -> TorchLogistic:
     """Minimize scikit-learn's objective at ``C`` on this process's ``(x, y)`` (all processes' under DDP).
 
     ``init`` warm-starts from another fit on the same classes (e.g. the nearest C's).
+    ``index``: each row's dataset index (unique over processes), which orders the sums; None:
+    ``0 .. N-1``, the rows of one process holding them all.
     Runs on ``x``'s device; products in ``dtype``, optimizer state and sums in float64.
     """
     xt = _as_tensor(x)
@@ -104,21 +109,14 @@ def fit_logistic(
         theta[: k * d] = init.weight.to(device).flatten()
         theta[k * d :] = init.bias.to(device)
     penalty = 1.0 / (C * n_total)
+    keys = torch.arange(len(yt), device=device) if index is None else _as_tensor(index, device)
+    chunks = chunk_rows(xt, target, keys)
 
     def evaluate(flat: np.ndarray) -> tuple[float, np.ndarray]:
         theta = torch.from_numpy(flat).to(device)
         weight, bias = theta[: k * d].view(k, d), theta[k * d :]
-        w, b = weight.to(dtype), bias.to(dtype)
-        sums = torch.zeros(1 + k * d + k, dtype=torch.float64, device=device)
-        for start in range(0, len(yt), _BLOCK):
-            xb, yb = xt[start : start + _BLOCK], target[start : start + _BLOCK]
-            log_p = torch.log_softmax(torch.addmm(b, xb, w.T), dim=1)
-            sums[0] -= log_p.gather(1, yb[:, None]).sum(dtype=torch.float64)
-            residual = log_p.exp_()
-            residual[torch.arange(len(yb), device=device), yb] -= 1
-            sums[1 : 1 + k * d] += (residual.T @ xb).flatten().double()
-            sums[1 + k * d :] += residual.sum(0, dtype=torch.float64)
-        sums = all_reduce(sums)  # the same bits on every process, so the same steps everywhere
+        # the same bits on every process, so the same steps everywhere
+        sums = loss_and_gradient(chunks, weight.to(dtype), bias.to(dtype))
         grad = sums[1:] / n_total
         grad[: k * d] += penalty * weight.flatten()
         loss = sums[0] / n_total + 0.5 * penalty * weight.square().sum()

@@ -172,9 +172,9 @@ def test_a_cli_run_writes_few_shot_results_scalars_and_a_figure(
 @pytest.mark.ddp
 @pytest.mark.slow
 def test_two_processes_give_one_process_c_and_few_shot_results(tiny: Path, cli: Cli) -> None:
-    """2 processes (rank 0 fits the gathered features) equal 1 process bit for bit; with
-    shard_features each process fits its own drawn rows (all-reduced): the same draw, and converged
-    fits equal up to rounding. (C is given: the search's own DDP equality is tested in test_cli.)"""
+    """2 processes equal 1 process bit for bit, whether rank 0 fits the gathered features or each
+    process fits its own drawn rows (the sums' grouping, probe/rowsums.py, makes the all-reduced
+    loss and gradient one process's). (C is given: the search's own DDP equality is in test_cli.)"""
     probe = {"C": 0.316, "max_iter": 100}
     code, _, err = cli("test", *conf(probe=probe), *FEW_SHOT)
     assert code == 0, err[-3000:]
@@ -186,7 +186,7 @@ def test_two_processes_give_one_process_c_and_few_shot_results(tiny: Path, cli: 
     one, two, shards = (results(tiny, v) for v in range(3))
     assert two["world_size"] == shards["world_size"] == 2
     assert one["linear_probe"]["C"] == two["linear_probe"]["C"] == shards["linear_probe"]["C"]
-    assert one["metrics"] == two["metrics"]
+    assert one["metrics"] == two["metrics"] == shards["metrics"]
     assert one["linear_probe"]["few_shot"]["C"] == one["linear_probe"]["C"] == 0.316
     drop = {"seconds"}
 
@@ -195,15 +195,6 @@ def test_two_processes_give_one_process_c_and_few_shot_results(tiny: Path, cli: 
             entry["runs"] = [{k: v for k, v in r.items() if k not in drop} for r in entry["runs"]]
         return json.dumps({k: v for k, v in few.items() if k not in drop}, sort_keys=True)
 
-    assert without_times(one["linear_probe"]["few_shot"]) == without_times(two["linear_probe"]["few_shot"])
-    compared = 0
-    for k in ("1", "4"):
-        a, b = (r["linear_probe"]["few_shot"]["per_k"][k] for r in (one, shards))
-        assert [r["train_samples"] for r in a["runs"]] == [r["train_samples"] for r in b["runs"]]
-        for ra, rb in zip(a["runs"], b["runs"], strict=True):
-            # A fit stopped at max_iter far from its minimum follows rounding; converged fits agree.
-            if ra["converged"] and rb["converged"]:
-                # Both stop at tol, not at the exact minimum: a few near-tie test images may flip.
-                assert rb["metrics"]["acc1"] == pytest.approx(ra["metrics"]["acc1"], abs=3 / 359)
-                compared += 1
-    assert compared >= 2
+    expected = without_times(one["linear_probe"]["few_shot"])
+    assert without_times(two["linear_probe"]["few_shot"]) == expected
+    assert without_times(shards["linear_probe"]["few_shot"]) == expected

@@ -31,6 +31,12 @@ def test_two_processes_fit_their_own_shares_and_a_cached_run_fits_the_same(tmp_p
     assert [f["n_iter"] for f in first["linear_probe"]["fits"]] == [
         f["n_iter"] for f in second["linear_probe"]["fits"]
     ]
+    # One process holding every sample fits the same weights: the same iterations and metrics.
+    proc = run_cli("test", *conf(probe={**probe, "cache_dir": None}), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    alone = results(tmp_path, 2)
+    assert alone["world_size"] == 1 and alone["metrics"] == first["metrics"]
+    assert alone["linear_probe"]["fits"][-1]["n_iter"] == first["linear_probe"]["fits"][-1]["n_iter"]
     (file,) = cache.glob("*.npz")  # one merged entry, in index order, as one process writes it
     with np.load(file) as data:
         assert np.array_equal(data["index"], np.arange(1295)) and data["features"].shape == (1295, 64)

@@ -76,12 +76,16 @@ def test_max_iter_and_tol_mean_what_they_mean_in_sklearn(digits_features: Featur
     assert torch.count_nonzero(loose.weight) == 0
 
 
-def test_warm_start_from_a_neighbouring_c_takes_fewer_iterations(digits_features: Features) -> None:
+@pytest.mark.parametrize("C", [0.01, 1.0])
+def test_warm_start_from_a_neighbouring_c_takes_fewer_iterations(digits_features: Features, C: float) -> None:
+    # A quarter decade away, as the search's last steps are; measured here: 34 against 45
+    # iterations at C=0.01, 146 against 447 at C=1 (a start 0.75 decades away took 474 at C=1:
+    # a farther start need not save anything).
     x, y = digits_features["train"]
-    near = fit_logistic(x, y, 10**0.75, dtype=torch.float64)
-    cold = fit_logistic(x, y, 1.0, dtype=torch.float64)
-    warm = fit_logistic(x, y, 1.0, init=near, dtype=torch.float64)
-    again = fit_logistic(x, y, 1.0, init=warm, dtype=torch.float64)
+    near = fit_logistic(x, y, C * 10**0.25, dtype=torch.float64)
+    cold = fit_logistic(x, y, C, dtype=torch.float64)
+    warm = fit_logistic(x, y, C, init=near, dtype=torch.float64)
+    again = fit_logistic(x, y, C, init=warm, dtype=torch.float64)
     assert warm.n_iter < cold.n_iter and again.n_iter <= 1
     xt = digits_features["test"][0]
     assert (topk_classes(warm, xt, 1) == topk_classes(cold, xt, 1)).float().mean() >= 0.995
@@ -91,10 +95,13 @@ def test_the_searches_choose_the_same_c_and_score_alike(digits_features: Feature
     train, val, test = (digits_features[s] for s in ("train", "val", "test"))
     ref = linear_probe(train, val, test, 10, solver="sklearn", max_iter=300)
     ours = linear_probe(train, val, test, 10, solver="torch", max_iter=300)
-    # The same C, or one whose validation accuracy is within two validation samples of it
-    # (at large C both stop at tol=1e-4 far from the exact minimum, on different paths).
+    # A C whose validation accuracy is no worse than scikit-learn's choice's, within two samples.
+    # Not the same C: at large C every fit stops at max_iter or tol=1e-4 far from the exact
+    # minimum, where rounding alone moves it (measured: scikit-learn's own search on the same
+    # rows in another order chose C=10^2 instead of 10^3.75, at equal validation accuracy), and
+    # warm starts carry the torch fits further along (here: 126 of 143 against 121).
     best = ref.search[round(float(np.log10(ref.C)), 9)][0]
-    assert abs(ours.search[round(float(np.log10(ours.C)), 9)][0] - best) <= 2 / len(val[1]) + 1e-9
+    assert ours.search[round(float(np.log10(ours.C)), 9)][0] >= best - 2 / len(val[1]) - 1e-9
     converged = {round(float(np.log10(f["C"])), 9) for f in ref.fits[:-1] if f["converged"]}
     for exponent in set(ours.search) & converged:  # validation accuracy at the same C
         assert abs(ours.search[exponent][0] - ref.search[exponent][0]) <= 2 / len(val[1]) + 1e-9
