@@ -14,6 +14,7 @@ from ..distributed import all_reduce
 from ..errors import ConfigError
 from ..metrics import classification_metrics
 from . import sklearn_solver, torch_solver
+from .rowsums import GROUPS
 from .search import Score, search_c
 from .sklearn_solver import fit_logistic
 
@@ -108,8 +109,11 @@ def _joined_keys(train: Split, val: Split) -> torch.Tensor:
     if head is None or tail is None:
         head, tail = torch.arange(len(train[1])), torch.arange(len(val[1]))
     first = torch.tensor([int(head.max()) + 1 if len(head) else 0], device=head.device)
-    bound = all_reduce(first, op="max")  # a collective: every process's train rows
-    return torch.cat([head, tail.to(head.device) + int(bound)])
+    bound = int(all_reduce(first, op="max"))  # a collective: every process's train rows
+    # A multiple of GROUPS, so a val row's group (key % GROUPS) is its index's, which the
+    # process holding it owns: an odd offset would split groups over processes.
+    offset = -(-bound // GROUPS) * GROUPS
+    return torch.cat([head, tail.to(head.device) + offset])
 
 
 def linear_probe(
