@@ -38,7 +38,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from ..distributed import all_reduce, broadcast_from_zero
-from .rowsums import chunk_rows, loss_and_gradient
+from .rowsums import chunk_rows, group_counts, loss_and_gradient
 from .search import Score
 
 __all__ = ["DEFAULT_DTYPE", "TorchLogistic", "fit_logistic", "topk_classes", "validation_score"]
@@ -110,7 +110,7 @@ def fit_logistic(
         theta[k * d :] = init.bias.to(device)
     penalty = 1.0 / (C * n_total)
     keys = torch.arange(len(yt), device=device) if index is None else _as_tensor(index, device)
-    chunks = chunk_rows(xt, target, keys)
+    chunks = chunk_rows(xt, target, keys, group_counts(keys))
 
     def evaluate(flat: np.ndarray) -> tuple[float, np.ndarray]:
         theta = torch.from_numpy(flat).to(device)

@@ -48,17 +48,23 @@ def _objective(x: np.ndarray, y: np.ndarray, weight: np.ndarray, bias: np.ndarra
     return C * -log_p[np.arange(len(y)), y].sum() + 0.5 * (weight**2).sum()
 
 
+# float64 products meet the 99.5% at each C. float32 (the default) is held to 99%: on
+# these features scikit-learn's fit on its own rows reordered (seeds 1-3) agreed with itself on
+# 99.16-100% of test predictions per C, and float32 on 99.16% at C = 0.1 (3 of 359 samples).
+@pytest.mark.parametrize(("dtype", "share"), [(torch.float64, 0.995), (torch.float32, 0.99)])
 @pytest.mark.parametrize("C", [1e-3, 0.1, 10.0])
-def test_agrees_with_sklearn_at_the_same_c(digits_features: Features, C: float) -> None:
+def test_agrees_with_sklearn_at_the_same_c(
+    digits_features: Features, C: float, dtype: torch.dtype, share: float
+) -> None:
     (x, y), (xt, yt) = digits_features["train"], digits_features["test"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = LogisticRegression(solver="lbfgs", max_iter=1000, C=C).fit(x, y)
     assert ref.n_iter_[0] < 1000  # scikit-learn converged: the targets apply
-    ours = fit_logistic(x, y, C, max_iter=1000)
+    ours = fit_logistic(x, y, C, max_iter=1000, dtype=dtype)
     assert ours.converged and 0 < ours.n_iter < 1000
     ours_pred = topk_classes(ours, xt, 1)[:, 0].numpy()
-    assert (ours_pred == ref.predict(xt)).mean() >= 0.995
+    assert (ours_pred == ref.predict(xt)).mean() >= share
     assert abs((ours_pred == yt).mean() - ref.score(xt, yt)) <= 0.003
     # The same minimum: neither objective value is better than the other beyond the tolerances.
     mine = _objective(x, y, ours.weight.numpy(), ours.bias.numpy(), C)

@@ -1,0 +1,70 @@
+"""The probe's grouped sums: the same bits however rows are dealt to processes, and the right values."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from clip_lightning.probe import rowsums
+from clip_lightning.probe.rowsums import GROUPS, chunk_rows, group_sums, loss_and_gradient
+
+
+def _problem(n: int = 1003, d: int = 48, k: int = 7, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g)
+    target = torch.randint(0, k, (n,), generator=g)
+    # sparse, unordered dataset keys, as a few-shot draw or a refit's train + val hand over
+    index = torch.randperm(4 * n, generator=g)[:n]
+    weight, bias = torch.randn(k, d, generator=g) * 0.2, torch.randn(k, generator=g)
+    return x, target, index, weight, bias
+
+
+def _dealt(x, target, index, weight, bias, world: int) -> torch.Tensor:
+    """What ``world`` processes holding ``index % world == rank`` all-reduce, summed here in rank order."""
+    counts = torch.bincount(index % GROUPS, minlength=GROUPS)
+    total = torch.zeros(GROUPS, 1 + weight.numel() + len(bias), dtype=torch.float64)
+    for rank in range(world):
+        mine = index % world == rank
+        total += group_sums(chunk_rows(x[mine], target[mine], index[mine], counts), weight, bias)
+    return total.cumsum(0)[-1]
+
+
+@pytest.mark.parametrize("world", [2, 4, 8])
+def test_processes_dealt_rows_by_index_sum_the_same_bits_as_one(world: int) -> None:
+    x, target, index, weight, bias = _problem()
+    alone = loss_and_gradient(chunk_rows(x, target, index), weight, bias)
+    assert torch.equal(_dealt(x, target, index, weight, bias, world), alone)
+
+
+def test_the_sums_do_not_depend_on_the_thread_count_or_on_batching_groups() -> None:
+    x, target, index, weight, bias = _problem(n=2500, seed=1)
+    chunks = chunk_rows(x, target, index)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one_thread = group_sums(chunks, weight, bias)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(group_sums(chunks, weight, bias), one_thread)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rowsums, "BATCH_ELEMENTS", 1)  # one group per batched product
+        assert torch.equal(group_sums(chunks, weight, bias), one_thread)
+
+
+def test_the_sums_are_the_summed_cross_entropy_and_its_gradient() -> None:
+    x, target, index, weight, bias = _problem(seed=2)
+    w64, b64 = weight.double().requires_grad_(), bias.double().requires_grad_()
+    loss = torch.nn.functional.cross_entropy(x.double() @ w64.T + b64, target, reduction="sum")
+    loss.backward()
+    assert w64.grad is not None and b64.grad is not None
+    expected = torch.cat([loss.detach()[None], w64.grad.flatten(), b64.grad])
+    got = loss_and_gradient(chunk_rows(x, target, index), weight, bias)
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_a_process_lacking_a_group_adds_exact_zeros_there() -> None:
+    x, target, index, weight, bias = _problem(n=40)
+    mine = index % GROUPS < 3
+    sums = group_sums(chunk_rows(x[mine], target[mine], index[mine]), weight, bias)
+    assert sums[3:].count_nonzero() == 0 and bool((sums[:3, 0] > 0).all())
