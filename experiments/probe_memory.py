@@ -58,7 +58,8 @@ def worker(rank: int, port: int, mode: str, args: argparse.Namespace, out: dict)
     reset_peak()
     base = status_mb("VmRSS")
     if mode == "sharded":
-        result = linear_probe(*(s[:2] for s in shares.values()), args.classes, C=args.C)  # type: ignore[call-arg]
+        # with each row's dataset index, as LinearProbe hands them: a process holds whole groups
+        result = linear_probe(*shares.values(), args.classes, C=args.C)  # type: ignore[call-arg]
     else:
         gathered = {}
         for split, (x, y, index) in shares.items():

@@ -54,8 +54,13 @@ class RowChunks:
 
 
 def group_counts(index: torch.Tensor) -> torch.Tensor:
-    """Rows per group over every process (a collective under DDP)."""
-    return all_reduce(torch.bincount(index.long() % GROUPS, minlength=GROUPS))
+    """Each group's most rows on any process (a collective under DDP).
+
+    A group one process holds whole counts all its rows; one split over processes (a process
+    count that does not divide :data:`GROUPS`) counts a process's part, so that no process pads
+    its part to the whole group.
+    """
+    return all_reduce(torch.bincount(index.long() % GROUPS, minlength=GROUPS), op="max")
 
 
 def chunk_rows(
@@ -63,7 +68,7 @@ def chunk_rows(
 ) -> RowChunks:
     """Regroup rows ``x`` ``[N, D]`` with class positions ``target`` and dataset keys ``index``.
 
-    ``counts``: :func:`group_counts` over every process; None: this process holds every row.
+    ``counts``: :func:`group_counts`; None: this process holds every row.
     """
     index = index.to(x.device).long()
     group = index % GROUPS

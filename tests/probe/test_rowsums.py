@@ -68,3 +68,18 @@ def test_a_process_lacking_a_group_adds_exact_zeros_there() -> None:
     mine = index % GROUPS < 3
     sums = group_sums(chunk_rows(x[mine], target[mine], index[mine]), weight, bias)
     assert sums[3:].count_nonzero() == 0 and bool((sums[:3, 0] > 0).all())
+
+
+def test_processes_holding_parts_of_groups_pad_only_their_parts() -> None:
+    # 3 processes (3 does not divide GROUPS): every group is split over them
+    x, target, index, weight, bias = _problem(n=3000, seed=3)
+    parts = [index % 3 == rank for rank in range(3)]
+    counts = torch.stack([torch.bincount(index[p] % GROUPS, minlength=GROUPS) for p in parts]).amax(0)
+    total = torch.zeros(GROUPS, 1 + weight.numel() + len(bias), dtype=torch.float64)
+    for mine in parts:
+        chunks = chunk_rows(x[mine], target[mine], index[mine], counts)
+        # its own rows and a little padding, not every process's rows of its groups
+        assert chunks.x.shape[0] * chunks.x.shape[1] < 1.2 * int(mine.sum())
+        total += group_sums(chunks, weight, bias)
+    alone = loss_and_gradient(chunk_rows(x, target, index), weight, bias)
+    torch.testing.assert_close(total.cumsum(0)[-1], alone, rtol=1e-5, atol=1e-4)
