@@ -148,18 +148,21 @@ def linear_probe(
     fits: list[dict[str, Any]] = []
     fitted: dict[float, Any] = {}
 
-    def fit(x: Any, y: Any, keys: Any, c: float) -> Any:
+    def prepare(x: Any, y: Any, keys: Any) -> Any:
+        # the torch solver groups the rows once for every fit on them (the search's)
+        return (x, y) if solver == "sklearn" else torch_solver.LogisticProblem(x, y, keys, dtype)
+
+    def fit(rows: Any, c: float) -> Any:
         start = time.perf_counter()
         if solver == "sklearn":
+            x, y = rows
             model = sklearn_solver.fit_logistic(x, y, c, max_iter)
             n_iter = int(np.max(model.n_iter_))
             converged = n_iter < max_iter
         else:
             exponent = float(np.log10(c))
             nearest = min(fitted, key=lambda e: abs(e - exponent)) if fitted else None
-            model = torch_solver.fit_logistic(
-                x, y, c, max_iter, init=None if nearest is None else fitted[nearest], dtype=dtype, index=keys
-            )
+            model = rows.fit(c, max_iter, init=None if nearest is None else fitted[nearest])
             n_iter, converged = model.n_iter, model.converged
         fits.append({"C": float(c), "n_iter": n_iter, "converged": converged,
                      "seconds": time.perf_counter() - start})  # fmt: skip
@@ -173,13 +176,15 @@ def linear_probe(
     if C is None:
         if val is None or len(val[1]) == 0:
             raise ValueError("choosing C needs a validation split; give one or a fixed C")
+        rows = prepare(train[0], train[1], _keys(train))
 
         def evaluate(c: float) -> Score:
-            model = fit(train[0], train[1], _keys(train), c)
+            model = fit(rows, c)
             fitted[float(np.log10(c))] = model
             return score(model, val[0], val[1])
 
         C, search = search_c(evaluate, on_evaluate=on_evaluate)
+        del rows  # before the refit's rows: one copy of the features at a time
     search_seconds = time.perf_counter() - start
     start = time.perf_counter()
     x_fit, y_fit, keys = train[0], train[1], _keys(train)
@@ -189,7 +194,7 @@ def linear_probe(
         keys = _joined_keys(train, val) if solver == "torch" else None
     if fitted:  # the refit starts from the chosen C's solution
         fitted = {float(np.log10(C)): fitted[min(fitted, key=lambda e: abs(e - np.log10(C)))]}
-    model = fit(x_fit, y_fit, keys, C)
+    model = fit(prepare(x_fit, y_fit, keys), C)
     fit_seconds = time.perf_counter() - start
     y_test = torch.as_tensor(test[1]).long()
     if solver == "torch":

@@ -12,7 +12,7 @@ padding the last; ``chunks`` and ``R`` follow from the most rows of one group an
 so every chunk has the same shape on any split. Each chunk's products are one entry of a batched
 product (``bmm``), which never splits an entry over threads (a plain matrix product splits its
 long reduction) and computes an entry alike whatever else is in the batch. Chunks add up in
-order (``cumsum``), groups in order after the all-reduce; a group a process lacks is exact zeros
+order, groups in order after the all-reduce; a group a process lacks is exact zeros
 there.
 """
 
@@ -94,45 +94,46 @@ def chunk_rows(
     return RowChunks(groups, chunks, xs.view(-1, size, d + 1), ts.view(-1, size))
 
 
-def group_sums(chunks: RowChunks, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``[GROUPS, 1 + K x D + K]`` float64: per group, ``sum_i CE_i``, ``d/dW`` (flat), ``d/db``.
+def group_sums(chunks: RowChunks, theta: torch.Tensor) -> torch.Tensor:
+    """``[GROUPS, 1 + K x (D + 1)]`` float64: per group, ``sum_i CE_i``, then its gradient
+    with respect to ``theta`` (flat).
 
-    This process's rows only (zeros for the groups it lacks); ``weight`` ``[K, D]`` and ``bias``
-    ``[K]`` in the features' dtype.
+    ``theta`` ``[K, D + 1]`` in the features' dtype: each class's weights, its bias last (it
+    meets the features' column of ones). This process's rows only (zeros for the groups it lacks).
     """
-    k, d = weight.shape
+    k, d1 = theta.shape
     c, r = chunks.chunks, chunks.x.shape[1]
-    out = torch.zeros(GROUPS, 1 + k * d + k, dtype=torch.float64, device=weight.device)
-    per_batch = max(1, BATCH_ELEMENTS // (c * k * max(d + 1, r)))
-    # the bias as the weights' last column meets the features' column of ones
-    augmented = torch.cat([weight, bias[:, None]], dim=1).expand(c * per_batch, k, d + 1)
+    out = torch.zeros(GROUPS, 1 + k * d1, dtype=torch.float64, device=theta.device)
+    per_batch = max(1, BATCH_ELEMENTS // (c * k * max(d1, r)))
+    weights = theta.expand(c * per_batch, k, d1)
     for first in range(0, len(chunks.groups), per_batch):
         groups = chunks.groups[first : first + per_batch]
         rows = slice(first * c, (first + len(groups)) * c)
         xb, tb, vb = chunks.x[rows], chunks.target[rows, None, :], chunks.valid[rows, None, :]
         # logits as [chunks, K, R]: with few classes twice as fast as [chunks, R, K] (measured)
-        logits = torch.bmm(augmented[: len(xb)], xb.transpose(1, 2))
+        logits = torch.bmm(weights[: len(xb)], xb.transpose(1, 2))
         log_p = torch.log_softmax(logits, dim=1)
-        nll = log_p.gather(1, tb).mul_(vb).neg_()
-        residual = log_p.exp_()
-        residual.scatter_add_(1, tb, -vb)
-        residual.mul_(vb)  # padding rows add exact zeros
-        gradient = torch.bmm(residual, xb)
-        parts = torch.cat(
-            [
-                nll.double().cumsum(2)[:, 0, -1:],
-                gradient[..., :d].flatten(1).double(),
-                gradient[..., d].double(),
-            ],
-            dim=1,
-        )
-        out[groups] = parts.view(len(groups), c, -1).cumsum(1)[:, -1]
+        nll = log_p.gather(1, tb).mul_(vb)
+        residual = log_p.exp_().scatter_add_(1, tb, -vb)
+        # padding rows are zero rows of x (their column of ones too): they add exact zeros
+        parts = torch.empty(len(xb), 1 + k * d1, dtype=torch.float64, device=theta.device)
+        parts[:, 1:] = torch.bmm(residual, xb).view(len(xb), -1)
+        parts[:, 0] = nll.double().cumsum(2)[:, 0, -1].neg_()
+        parts = parts.view(len(groups), c, -1)
+        total = parts[:, 0].clone()
+        for chunk in range(1, c):  # in order: the sum's bits follow the chunks, not the threads
+            total += parts[:, chunk]
+        out[groups] = total
     return out
 
 
-def loss_and_gradient(chunks: RowChunks, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``[sum_i CE_i, d/dW (K x D, flat), d/db (K)]`` over every process's rows, float64.
+def loss_and_gradient(chunks: RowChunks, theta: torch.Tensor) -> torch.Tensor:
+    """``[sum_i CE_i, d/dtheta (K x (D + 1), flat)]`` over every process's rows, float64.
 
-    ``weight`` ``[K, D]`` and ``bias`` ``[K]`` in the features' dtype. A collective under DDP.
+    ``theta`` ``[K, D + 1]`` (weights, bias last) in the features' dtype. A collective under DDP.
     """
-    return all_reduce(group_sums(chunks, weight, bias)).cumsum(0)[-1]
+    sums = all_reduce(group_sums(chunks, theta))
+    total = sums[0].clone()
+    for group in range(1, GROUPS):  # in group order, whichever process summed each
+        total += sums[group]
+    return total

@@ -41,7 +41,14 @@ from ..distributed import all_reduce, broadcast_from_zero
 from .rowsums import chunk_rows, group_counts, loss_and_gradient
 from .search import Score
 
-__all__ = ["DEFAULT_DTYPE", "TorchLogistic", "fit_logistic", "topk_classes", "validation_score"]
+__all__ = [
+    "DEFAULT_DTYPE",
+    "LogisticProblem",
+    "TorchLogistic",
+    "fit_logistic",
+    "topk_classes",
+    "validation_score",
+]
 
 # float32 features and products, with the optimizer's state and the sums in float64: half the
 # memory traffic of float64, and test predictions agree with scikit-learn about as well as
@@ -79,6 +86,100 @@ def global_classes(y: torch.Tensor) -> torch.Tensor:
     return torch.nonzero(all_reduce(present), as_tuple=False).flatten()
 
 
+class LogisticProblem:
+    """Training rows prepared once for fits at any C (a search's): classes, grouped rows, count.
+
+    ``x`` ``[N, D]``, labels ``y``, ``index``: each row's dataset index (unique over processes),
+    which orders the sums; None: ``0 .. N-1``, the rows of one process holding them all. Under
+    DDP each process passes its own rows (building this is a collective). The products run on
+    ``x``'s device in ``dtype``; optimizer state and sums in float64.
+    """
+
+    def __init__(
+        self,
+        x: np.ndarray | torch.Tensor,
+        y: np.ndarray | torch.Tensor,
+        index: np.ndarray | torch.Tensor | None = None,
+        dtype: torch.dtype = DEFAULT_DTYPE,
+    ) -> None:
+        xt = _as_tensor(x)
+        self.device, self.dtype = xt.device, dtype
+        yt = _as_tensor(y, self.device).long()
+        self.classes = global_classes(yt)
+        self.n = float(all_reduce(torch.tensor([float(len(yt))], dtype=torch.float64, device=self.device)))
+        self.dims = xt.shape[1]
+        keys = torch.arange(len(yt), device=self.device) if index is None else _as_tensor(index, self.device)
+        target = torch.searchsorted(self.classes, yt)
+        self.chunks = chunk_rows(xt.to(dtype), target, keys, group_counts(keys))
+        # Points evaluated and their data sums, which do not depend on C: the last, and where
+        # each fit stopped, so that a fit warm-started there (the search's) starts without
+        # evaluating. Each kept point costs what its model does (two [K, D + 1] float64).
+        self._last: tuple[np.ndarray, torch.Tensor] | None = None
+        self._ends: list[tuple[np.ndarray, torch.Tensor]] = []
+
+    def data_sums(self, flat: np.ndarray) -> torch.Tensor:
+        """``[sum_i CE_i, its gradient]`` (float64, the gradient ``[K, D + 1]`` flattened) at
+        ``flat``, scikit-learn's layout of ``theta`` ``[K, D + 1]``: column-major, a feature's
+        classes adjacent, the biases last."""
+        for point, sums in self._ends[::-1] + ([self._last] if self._last is not None else []):
+            if np.array_equal(point, flat):
+                return sums
+        theta = torch.from_numpy(flat).to(self.device).view(self.dims + 1, len(self.classes)).T
+        sums = loss_and_gradient(self.chunks, theta.to(self.dtype).contiguous())
+        self._last = (flat.copy(), sums)
+        return sums
+
+    def fit(
+        self, C: float, max_iter: int = 1000, tol: float = 1e-4, init: TorchLogistic | None = None
+    ) -> TorchLogistic:
+        """Minimize scikit-learn's objective at ``C``; ``init`` warm-starts from another fit on the
+        same classes (e.g. the nearest C's)."""
+        k, d, device = len(self.classes), self.dims, self.device
+        theta = torch.zeros(k, d + 1, dtype=torch.float64)
+        if init is not None and torch.equal(init.classes, self.classes.to(init.classes.device)):
+            theta[:, :d] = init.weight.cpu()
+            theta[:, d] = init.bias.cpu()
+        penalty = 1.0 / (C * self.n)
+
+        def evaluate(flat: np.ndarray) -> tuple[float, np.ndarray]:
+            # scikit-learn's layout (its dot products in L-BFGS sum in its order): weights first
+            weight = torch.from_numpy(flat[: k * d])
+            # the same bits on every process, so the same steps everywhere
+            sums = self.data_sums(flat).cpu()
+            grad = sums[1:].view(k, d + 1).T.flatten() / self.n
+            grad[: k * d] += penalty * weight
+            loss = sums[0] / self.n + 0.5 * penalty * weight.square().sum()
+            return float(loss), grad.numpy()
+
+        # The driver's own BLAS calls (numpy's OpenBLAS) would start threads that spin on the
+        # cores torch's products need: with one BLAS thread an iteration took 6.1 ms instead of
+        # 19.2 ms (CIFAR-10 subset features, 2 cores), and the steps are the same bits.
+        with torch.no_grad(), threadpool_limits(1, user_api="blas"):
+            found = scipy.optimize.minimize(
+                evaluate,
+                theta.T.flatten().numpy(),
+                method="L-BFGS-B",
+                jac=True,
+                # scikit-learn's own options (linear_model/_logistic.py), so its tol and max_iter
+                options={
+                    "maxiter": max_iter,
+                    "maxls": 50,
+                    "gtol": tol,
+                    "ftol": 64 * float(np.finfo(float).eps),
+                },
+            )
+        if self._last is not None and np.array_equal(self._last[0], found.x):
+            self._ends.append(self._last)
+        theta = broadcast_from_zero(torch.from_numpy(found.x).to(device)).view(d + 1, k).T
+        return TorchLogistic(
+            weight=theta[:, :d].clone(),
+            bias=theta[:, d].clone(),
+            classes=self.classes,
+            n_iter=int(found.nit),
+            converged=found.status == 0,
+        )
+
+
 def fit_logistic(
     x: np.ndarray | torch.Tensor,
     y: np.ndarray | torch.Tensor,
@@ -89,60 +190,8 @@ def fit_logistic(
     dtype: torch.dtype = DEFAULT_DTYPE,
     index: np.ndarray | torch.Tensor | None = None,
 ) -> TorchLogistic:
-    """Minimize scikit-learn's objective at ``C`` on this process's ``(x, y)`` (all processes' under DDP).
-
-    ``init`` warm-starts from another fit on the same classes (e.g. the nearest C's).
-    ``index``: each row's dataset index (unique over processes), which orders the sums; None:
-    ``0 .. N-1``, the rows of one process holding them all.
-    Runs on ``x``'s device; products in ``dtype``, optimizer state and sums in float64.
-    """
-    xt = _as_tensor(x)
-    device = xt.device
-    xt = xt.to(dtype)
-    yt = _as_tensor(y, device).long()
-    classes = global_classes(yt)
-    target = torch.searchsorted(classes, yt)
-    n_total = float(all_reduce(torch.tensor([float(len(yt))], dtype=torch.float64, device=device)))
-    k, d = len(classes), xt.shape[1]
-    theta = torch.zeros(k * (d + 1), dtype=torch.float64, device=device)
-    if init is not None and torch.equal(init.classes, classes.to(init.classes.device)):
-        theta[: k * d] = init.weight.to(device).flatten()
-        theta[k * d :] = init.bias.to(device)
-    penalty = 1.0 / (C * n_total)
-    keys = torch.arange(len(yt), device=device) if index is None else _as_tensor(index, device)
-    chunks = chunk_rows(xt, target, keys, group_counts(keys))
-
-    def evaluate(flat: np.ndarray) -> tuple[float, np.ndarray]:
-        theta = torch.from_numpy(flat).to(device)
-        weight, bias = theta[: k * d].view(k, d), theta[k * d :]
-        # the same bits on every process, so the same steps everywhere
-        sums = loss_and_gradient(chunks, weight.to(dtype), bias.to(dtype))
-        grad = sums[1:] / n_total
-        grad[: k * d] += penalty * weight.flatten()
-        loss = sums[0] / n_total + 0.5 * penalty * weight.square().sum()
-        return float(loss), grad.cpu().numpy()
-
-    # The driver's own BLAS calls (numpy's OpenBLAS) would start threads that spin on the cores
-    # torch's products need: with one BLAS thread an iteration took 6.1 ms instead of 19.2 ms
-    # (CIFAR-10 subset features, 2 cores), and the steps are the same bits.
-    with torch.no_grad(), threadpool_limits(1, user_api="blas"):
-        found = scipy.optimize.minimize(
-            evaluate,
-            theta.cpu().numpy(),
-            method="L-BFGS-B",
-            jac=True,
-            # scikit-learn's own options (linear_model/_logistic.py), so its tol and max_iter
-            options={"maxiter": max_iter, "maxls": 50, "gtol": tol, "ftol": 64 * float(np.finfo(float).eps)},
-        )
-    theta = broadcast_from_zero(torch.from_numpy(found.x).to(device))
-    n_iter = int(found.nit)
-    return TorchLogistic(
-        weight=theta[: k * d].view(k, d).clone(),
-        bias=theta[k * d :].clone(),
-        classes=classes,
-        n_iter=n_iter,
-        converged=found.status == 0,
-    )
+    """One fit at ``C`` on this process's ``(x, y)`` (all processes' under DDP): :class:`LogisticProblem`."""
+    return LogisticProblem(x, y, index, dtype).fit(C, max_iter, tol, init)
 
 
 def validation_score(

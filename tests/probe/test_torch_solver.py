@@ -15,9 +15,9 @@ from sklearn.linear_model import LogisticRegression
 from clip_lightning import CLIPDataModule
 from clip_lightning.metrics import classification_metrics
 from clip_lightning.models import CLIP, image_transform
-from clip_lightning.probe import sklearn_solver
+from clip_lightning.probe import sklearn_solver, torch_solver
 from clip_lightning.probe.protocol import linear_probe, tally_metrics
-from clip_lightning.probe.torch_solver import fit_logistic, topk_classes, validation_score
+from clip_lightning.probe.torch_solver import LogisticProblem, fit_logistic, topk_classes, validation_score
 from tests.helpers import TINY_VIT, random_state_dict
 
 Features = dict[str, tuple[np.ndarray, np.ndarray]]
@@ -95,6 +95,29 @@ def test_warm_start_from_a_neighbouring_c_takes_fewer_iterations(digits_features
     assert warm.n_iter < cold.n_iter and again.n_iter <= 1
     xt = digits_features["test"][0]
     assert (topk_classes(warm, xt, 1) == topk_classes(cold, xt, 1)).float().mean() >= 0.99
+
+
+def test_a_fit_starting_where_the_last_stopped_reuses_its_evaluation(
+    digits_features: Features, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    x, y = digits_features["train"]
+    calls = []
+    counted = torch_solver.loss_and_gradient
+    monkeypatch.setattr(torch_solver, "loss_and_gradient", lambda *a: calls.append(1) or counted(*a))
+    rows = LogisticProblem(x, y, dtype=torch.float64)
+    first = rows.fit(0.01)
+    before = len(calls)
+    again = rows.fit(0.1, init=first)  # the data term does not depend on C
+    reused = len(calls) - before
+    fresh = LogisticProblem(x, y, dtype=torch.float64).fit(0.1, init=first)
+    assert len(calls) - before - reused == reused + 1  # the fresh rows evaluate the start
+    assert torch.equal(again.weight, fresh.weight) and torch.equal(again.bias, fresh.bias)
+    assert again.n_iter == fresh.n_iter > 0
+    before = len(calls)
+    rows.fit(1.0, init=first)  # where an earlier fit, not the last, stopped
+    reused = len(calls) - before
+    LogisticProblem(x, y, dtype=torch.float64).fit(1.0, init=first)
+    assert len(calls) - before - reused == reused + 1
 
 
 def test_the_searches_choose_the_same_c_and_score_alike(digits_features: Features) -> None:
