@@ -18,7 +18,9 @@ the exact minimum, where two L-BFGS variants stop at different points; measured 
 digits' ViT-B/32 features, torch's LBFGS agreed with scikit-learn on only 94-99% of test
 predictions per C. The driver's own work is O(K x D) per iteration on the host; the O(N x D x K)
 loss and gradient, all of the cost, run in torch where the features are (a GPU when there is
-one), in ``dtype`` for the products and float64 for the sums.
+one), in ``dtype`` for the products and float64 for the sums. :class:`LogisticProblem` groups
+the rows once for every fit on them (a search's), and since the data term does not depend on
+C, a fit warm-started where an earlier one stopped starts without evaluating there again.
 
 Under DDP each process holds only its own samples: each evaluation sums the loss and gradient
 over local rows and all-reduces them (float64), in :mod:`.rowsums`' grouping, whose bits do not
