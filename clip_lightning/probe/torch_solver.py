@@ -121,13 +121,13 @@ class LogisticProblem:
 
     def data_sums(self, flat: np.ndarray) -> torch.Tensor:
         """``[sum_i CE_i, its gradient]`` (float64, the gradient ``[K, D + 1]`` flattened) at
-        ``flat``, scikit-learn's layout of ``theta`` ``[K, D + 1]``: column-major, a feature's
-        classes adjacent, the biases last."""
+        ``flat``: the weights ``[K, D]`` flattened, then the biases ``[K]``."""
         for point, sums in self._ends[::-1] + ([self._last] if self._last is not None else []):
             if np.array_equal(point, flat):
                 return sums
-        theta = torch.from_numpy(flat).to(self.device).view(self.dims + 1, len(self.classes)).T
-        sums = loss_and_gradient(self.chunks, theta.to(self.dtype).contiguous())
+        k, d = len(self.classes), self.dims
+        theta = torch.from_numpy(np.concatenate([flat[: k * d].reshape(k, d), flat[k * d :, None]], axis=1))
+        sums = loss_and_gradient(self.chunks, theta.to(self.device, self.dtype))
         self._last = (flat.copy(), sums)
         return sums
 
@@ -144,11 +144,11 @@ class LogisticProblem:
         penalty = 1.0 / (C * self.n)
 
         def evaluate(flat: np.ndarray) -> tuple[float, np.ndarray]:
-            # scikit-learn's layout (its dot products in L-BFGS sum in its order): weights first
             weight = torch.from_numpy(flat[: k * d])
             # the same bits on every process, so the same steps everywhere
             sums = self.data_sums(flat).cpu()
-            grad = sums[1:].view(k, d + 1).T.flatten() / self.n
+            gradient = sums[1:].view(k, d + 1)
+            grad = torch.cat([gradient[:, :d].flatten(), gradient[:, d]]) / self.n
             grad[: k * d] += penalty * weight
             loss = sums[0] / self.n + 0.5 * penalty * weight.square().sum()
             return float(loss), grad.numpy()
@@ -159,7 +159,7 @@ class LogisticProblem:
         with torch.no_grad(), threadpool_limits(1, user_api="blas"):
             found = scipy.optimize.minimize(
                 evaluate,
-                theta.T.flatten().numpy(),
+                torch.cat([theta[:, :d].flatten(), theta[:, d]]).numpy(),
                 method="L-BFGS-B",
                 jac=True,
                 # scikit-learn's own options (linear_model/_logistic.py), so its tol and max_iter
@@ -172,10 +172,10 @@ class LogisticProblem:
             )
         if self._last is not None and np.array_equal(self._last[0], found.x):
             self._ends.append(self._last)
-        theta = broadcast_from_zero(torch.from_numpy(found.x).to(device)).view(d + 1, k).T
+        theta = broadcast_from_zero(torch.from_numpy(found.x).to(device))
         return TorchLogistic(
-            weight=theta[:, :d].clone(),
-            bias=theta[:, d].clone(),
+            weight=theta[: k * d].view(k, d).clone(),
+            bias=theta[k * d :].clone(),
             classes=self.classes,
             n_iter=int(found.nit),
             converged=found.status == 0,
