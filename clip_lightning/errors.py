@@ -57,3 +57,14 @@ class UnreadableImageError(UserError, OSError):
             last = message.rstrip().splitlines()[-1]
             message = last.split(f"{type(self).__name__}: ", 1)[-1]
         super().__init__(message)
+
+    @classmethod
+    def naming(cls, image: str, split: str | None, err: Exception, remedy: str = "") -> UnreadableImageError:
+        """The one-line error for ``image`` (of ``split``) that ``err`` could not decode; ``remedy``
+        comes before the advice to skip unreadable images."""
+        where = f" of the {split} split" if split else ""
+        reason = " ".join(str(err).split())
+        return cls(
+            f"cannot read image {image}{where} ({type(err).__name__}: {reason}); {remedy}pass "
+            "--data.skip_bad_images true to check every image first and skip unreadable ones"
+        )

@@ -90,12 +90,8 @@ class ImageFiles(LabeledImages):
         try:
             return read_rgb(self.files[i])
         except Exception as err:  # any decoder error: name the file instead of a Pillow traceback
-            where = f" of the {self.split} split" if self.split else ""
-            reason = " ".join(str(err).split())
-            raise UnreadableImageError(
-                f"cannot read image {self.files[i]}{where} ({type(err).__name__}: {reason}); replace or "
-                "delete it, or pass --data.skip_bad_images true to check every image first and skip "
-                "unreadable ones"
+            raise UnreadableImageError.naming(
+                str(self.files[i]), self.split, err, "replace or delete it, or "
             ) from None
 
     def __getitem__(self, i: int) -> tuple[Image.Image, int]:

@@ -118,12 +118,7 @@ class WdsSamples(Dataset):
             f.seek(sample.image.offset)
             return to_rgb(Image.open(io.BytesIO(f.read(sample.image.size))))
         except Exception as err:  # any decoder error: name the sample instead of a Pillow traceback
-            where = f" of the {self.split} split" if self.split else ""
-            reason = " ".join(str(err).split())
-            raise UnreadableImageError(
-                f"cannot read image {self.index.name(i)}{where} ({type(err).__name__}: {reason}); "
-                "pass --data.skip_bad_images true to check every image first and skip unreadable ones"
-            ) from None
+            raise UnreadableImageError.naming(self.index.name(i), self.split, err) from None
 
     def sample_names(self) -> list[str]:
         """Every sample as ``SHARD.tar/KEY``, in index order."""
