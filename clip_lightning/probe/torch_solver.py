@@ -75,6 +75,11 @@ class TorchLogistic:
         return torch.log_softmax(logits, dim=1)
 
 
+def _flat(theta: torch.Tensor) -> torch.Tensor:
+    """``theta`` ``[K, D + 1]`` (biases last) as the driver's vector: the weights, then the biases."""
+    return torch.cat([theta[:, :-1].flatten(), theta[:, -1]])
+
+
 def _as_tensor(a: np.ndarray | torch.Tensor, device: torch.device | None = None) -> torch.Tensor:
     t = torch.from_numpy(np.ascontiguousarray(a)) if isinstance(a, np.ndarray) else a
     return t if device is None else t.to(device)
@@ -113,20 +118,22 @@ class LogisticProblem:
         keys = torch.arange(len(yt), device=self.device) if index is None else _as_tensor(index, self.device)
         target = torch.searchsorted(self.classes, yt)
         self.chunks = chunk_rows(xt.to(dtype), target, keys, group_counts(keys))
-        # Points evaluated and their data sums, which do not depend on C: the last, and where
-        # each fit stopped, so that a fit warm-started there (the search's) starts without
-        # evaluating. Each kept point costs what its model does (two [K, D + 1] float64).
+        # Where each fit stopped and the data sums there, which do not depend on C, so that a
+        # fit warm-started there (the search's) starts without evaluating; each costs what its
+        # model does (two [K, D + 1] float64). ``_last``: the last point evaluated.
         self._last: tuple[np.ndarray, torch.Tensor] | None = None
         self._ends: list[tuple[np.ndarray, torch.Tensor]] = []
 
     def data_sums(self, flat: np.ndarray) -> torch.Tensor:
         """``[sum_i CE_i, its gradient]`` (float64, the gradient ``[K, D + 1]`` flattened) at
         ``flat``: the weights ``[K, D]`` flattened, then the biases ``[K]``."""
-        for point, sums in self._ends[::-1] + ([self._last] if self._last is not None else []):
+        for point, sums in reversed(self._ends):
             if np.array_equal(point, flat):
                 return sums
         k, d = len(self.classes), self.dims
-        theta = torch.from_numpy(np.concatenate([flat[: k * d].reshape(k, d), flat[k * d :, None]], axis=1))
+        theta = torch.cat(
+            [torch.from_numpy(flat[: k * d]).view(k, d), torch.from_numpy(flat[k * d :, None])], 1
+        )
         sums = loss_and_gradient(self.chunks, theta.to(self.device, self.dtype))
         self._last = (flat.copy(), sums)
         return sums
@@ -147,8 +154,7 @@ class LogisticProblem:
             weight = torch.from_numpy(flat[: k * d])
             # the same bits on every process, so the same steps everywhere
             sums = self.data_sums(flat).cpu()
-            gradient = sums[1:].view(k, d + 1)
-            grad = torch.cat([gradient[:, :d].flatten(), gradient[:, d]]) / self.n
+            grad = _flat(sums[1:].view(k, d + 1)) / self.n
             grad[: k * d] += penalty * weight
             loss = sums[0] / self.n + 0.5 * penalty * weight.square().sum()
             return float(loss), grad.numpy()
@@ -159,7 +165,7 @@ class LogisticProblem:
         with torch.no_grad(), threadpool_limits(1, user_api="blas"):
             found = scipy.optimize.minimize(
                 evaluate,
-                torch.cat([theta[:, :d].flatten(), theta[:, d]]).numpy(),
+                _flat(theta).numpy(),
                 method="L-BFGS-B",
                 jac=True,
                 # scikit-learn's own options (linear_model/_logistic.py), so its tol and max_iter
