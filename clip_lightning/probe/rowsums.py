@@ -119,11 +119,7 @@ def group_sums(chunks: RowChunks, theta: torch.Tensor) -> torch.Tensor:
         parts = torch.empty(len(xb), 1 + k * d1, dtype=torch.float64, device=theta.device)
         parts[:, 1:] = torch.bmm(residual, xb).view(len(xb), -1)
         parts[:, 0] = nll.double().cumsum(2)[:, 0, -1].neg_()
-        parts = parts.view(len(groups), c, -1)
-        total = parts[:, 0].clone()
-        for chunk in range(1, c):  # in order: the sum's bits follow the chunks, not the threads
-            total += parts[:, chunk]
-        out[groups] = total
+        out[groups] = _sum_in_order(parts.view(len(groups), c, -1).unbind(1))  # chunk by chunk
     return out
 
 
@@ -132,8 +128,13 @@ def loss_and_gradient(chunks: RowChunks, theta: torch.Tensor) -> torch.Tensor:
 
     ``theta`` ``[K, D + 1]`` (weights, bias last) in the features' dtype. A collective under DDP.
     """
-    sums = all_reduce(group_sums(chunks, theta))
-    total = sums[0].clone()
-    for group in range(1, GROUPS):  # in group order, whichever process summed each
-        total += sums[group]
+    # in group order, whichever process summed each
+    return _sum_in_order(all_reduce(group_sums(chunks, theta)).unbind(0))
+
+
+def _sum_in_order(terms: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """``terms[0] + terms[1] + ...`` left to right: the bits follow the terms' order, not threads."""
+    total = terms[0].clone()
+    for term in terms[1:]:
+        total += term
     return total
