@@ -37,7 +37,7 @@ import torch
 from clip_lightning.probe.protocol import linear_probe
 from clip_lightning.probe.sklearn_solver import fit_logistic as fit_sklearn
 from clip_lightning.probe.sklearn_solver import topk_classes as sklearn_topk
-from clip_lightning.probe.torch_solver import fit_logistic
+from clip_lightning.probe.torch_solver import fit_logistic, warm_start
 from clip_lightning.probe.torch_solver import topk_classes as torch_topk
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -80,7 +80,7 @@ def agreement(
 ):
     """(share of equal test predictions where sklearn converged, largest |top-1 gap| in points, Cs).
 
-    ``fit(exponent, nearest model)`` fits a C that only scikit-learn's search visited.
+    ``fit(exponent, our models)`` fits a C that only scikit-learn's search visited.
     """
     x, y = data["test_x"], data["test_y"]
     equal = total = 0
@@ -88,7 +88,7 @@ def agreement(
     for exponent, sk in ref["models"].items():
         model = ours["models"].get(exponent)
         if model is None:
-            model = fit(exponent, ours["models"][min(ours["models"], key=lambda e: abs(e - exponent))])
+            model = fit(exponent, ours["models"])
         p_sk = sklearn_topk(sk, x, 1)[:, 0].numpy()
         p_t = (sklearn_topk if hasattr(model, "coef_") else torch_topk)(model, x, 1)[:, 0].numpy()
         gap = max(gap, abs((p_sk == y).mean() - (p_t == y).mean()) * 100)
@@ -162,13 +162,14 @@ def main() -> None:
         for dt in args.dtypes:
             same = run(sk_data, "torch", DTYPES[dt], classes, args.max_iter)
 
-            def warm(exponent: float, near: Any, dt: str = dt, sk: dict = sk_data) -> Any:
+            def warm(exponent: float, models: dict, dt: str = dt, sk: dict = sk_data) -> Any:
+                # started as the search would have started it
                 return fit_logistic(
                     sk["train_x"],
                     sk["train_y"],
                     10**exponent,
                     args.max_iter,
-                    init=near,
+                    init=warm_start(models, exponent),
                     dtype=DTYPES[dt],
                 )
 

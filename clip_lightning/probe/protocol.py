@@ -131,9 +131,10 @@ def linear_probe(
     """Choose C on ``val`` (unless given), refit on train + val, report test metrics.
 
     Metrics: ``lp_acc1``, ``lp_acc5`` (with at least 5 classes), ``lp_mean_per_class_recall``.
-    ``solver="torch"``: each search fit warm-starts from the nearest C already fitted, the refit
-    from the chosen C's solution; under DDP every process calls this with its own samples;
-    ``dtype``: its features' and products' precision. ``solver="sklearn"``: scikit-learn from
+    ``solver="torch"``: each search fit warm-starts from the fits already made (interpolated
+    between the two Cs around it, else the nearest C's: :func:`.torch_solver.warm_start`), the
+    refit from the chosen C's solution; under DDP every process calls this with its own
+    samples; ``dtype``: its features' and products' precision. ``solver="sklearn"``: scikit-learn from
     scratch each time, on one process with all samples. ``on_fit(C, model)`` sees every fit
     (the search's, then the refit).
     """
@@ -160,9 +161,7 @@ def linear_probe(
             n_iter = int(np.max(model.n_iter_))
             converged = n_iter < max_iter
         else:
-            exponent = float(np.log10(c))
-            nearest = min(fitted, key=lambda e: abs(e - exponent)) if fitted else None
-            model = rows.fit(c, max_iter, init=None if nearest is None else fitted[nearest])
+            model = rows.fit(c, max_iter, init=torch_solver.warm_start(fitted, float(np.log10(c))))
             n_iter, converged = model.n_iter, model.converged
         fits.append({"C": float(c), "n_iter": n_iter, "converged": converged,
                      "seconds": time.perf_counter() - start})  # fmt: skip

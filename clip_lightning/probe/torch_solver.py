@@ -20,7 +20,8 @@ predictions per C. The driver's own work is O(K x D) per iteration on the host; 
 loss and gradient, all of the cost, run in torch where the features are (a GPU when there is
 one), in ``dtype`` for the products and float64 for the sums. :class:`LogisticProblem` groups
 the rows once for every fit on them (a search's), and since the data term does not depend on
-C, a fit warm-started where an earlier one stopped starts without evaluating there again.
+C, a fit warm-started where an earlier one stopped starts without evaluating there again; a
+search's fit starts between the solutions of the Cs around it (:func:`warm_start`).
 
 Under DDP each process holds only its own samples: each evaluation sums the loss and gradient
 over local rows and all-reduces them (float64), in :mod:`.rowsums`' grouping, whose bits do not
@@ -32,6 +33,7 @@ different models.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +52,7 @@ __all__ = [
     "fit_logistic",
     "topk_classes",
     "validation_score",
+    "warm_start",
 ]
 
 # float32 features and products, with the optimizer's state and the sums in float64: half the
@@ -142,7 +145,7 @@ class LogisticProblem:
         self, C: float, max_iter: int = 1000, tol: float = 1e-4, init: TorchLogistic | None = None
     ) -> TorchLogistic:
         """Minimize scikit-learn's objective at ``C``; ``init`` warm-starts from another fit on the
-        same classes (e.g. the nearest C's)."""
+        same classes (:func:`warm_start`); otherwise it starts from zeros, as scikit-learn does."""
         k, d, device = len(self.classes), self.dims, self.device
         theta = torch.zeros(k, d + 1, dtype=torch.float64)
         if init is not None and torch.equal(init.classes, self.classes.to(init.classes.device)):
@@ -186,6 +189,37 @@ class LogisticProblem:
             n_iter=int(found.nit),
             converged=found.status == 0,
         )
+
+
+def warm_start(fitted: Mapping[float, TorchLogistic], exponent: float) -> TorchLogistic | None:
+    """Where a fit at ``C = 10**exponent`` starts, from fits at other Cs (``{log10 C: model}``).
+
+    Between two fitted Cs (every refinement step of the search): their solutions interpolated
+    linearly in log10 C, since the solution moves smoothly with C. Against the nearest C's
+    solution, the whole search took 8,888 iterations instead of 11,758 on the CIFAR-10 subset's
+    features, with the same C and 99.55% of test predictions equal to scikit-learn's instead of
+    99.45%, and 63 evaluations instead of 75 on the CIFAR-100-size ones
+    (experiments/probe_benchmark.py). Outside them: the nearest C's solution. None when nothing
+    is fitted.
+    """
+    if not fitted:
+        return None
+    below = [e for e in fitted if e <= exponent]
+    above = [e for e in fitted if e >= exponent]
+    if not below or not above:
+        return fitted[min(fitted, key=lambda e: abs(e - exponent))]
+    low, high = max(below), min(above)
+    a, b = fitted[low], fitted[high]
+    if low == high or not torch.equal(a.classes, b.classes):
+        return a if abs(low - exponent) <= abs(high - exponent) else b
+    t = (exponent - low) / (high - low)
+    return TorchLogistic(
+        weight=torch.lerp(a.weight, b.weight, t),
+        bias=torch.lerp(a.bias, b.bias, t),
+        classes=a.classes,
+        n_iter=0,
+        converged=False,
+    )
 
 
 def fit_logistic(

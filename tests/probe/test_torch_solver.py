@@ -97,6 +97,57 @@ def test_warm_start_from_a_neighbouring_c_takes_fewer_iterations(digits_features
     assert (topk_classes(warm, xt, 1) == topk_classes(cold, xt, 1)).float().mean() >= 0.99
 
 
+def test_warm_start_interpolates_between_the_fitted_cs_around_it() -> None:
+    classes = torch.arange(2)
+
+    def model(value: float) -> torch_solver.TorchLogistic:
+        return torch_solver.TorchLogistic(torch.full((2, 3), value, dtype=torch.float64),
+                                          torch.full((2,), -value, dtype=torch.float64), classes, 5, True)  # fmt: skip
+
+    fitted = {-2.0: model(1.0), 0.0: model(3.0), 4.0: model(7.0)}
+    assert torch_solver.warm_start({}, 0.0) is None
+    assert torch_solver.warm_start(fitted, 0.0) is fitted[0.0]
+    assert torch_solver.warm_start(fitted, 5.0) is fitted[4.0]  # outside: the nearest
+    assert torch_solver.warm_start(fitted, -3.0) is fitted[-2.0]
+    between = torch_solver.warm_start(fitted, -0.5)  # a quarter of the way from 0 to -2
+    assert between is not None and between.classes is classes
+    torch.testing.assert_close(between.weight, torch.full((2, 3), 2.5, dtype=torch.float64))
+    torch.testing.assert_close(between.bias, torch.full((2,), -2.5, dtype=torch.float64))
+    middle = torch_solver.warm_start(fitted, 1.0)
+    assert middle is not None
+    torch.testing.assert_close(middle.weight, torch.full((2, 3), 4.0, dtype=torch.float64))
+
+
+def test_the_search_starts_each_fit_from_the_fits_made_before_it(
+    digits_features: Features, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    starts: list[tuple[float, torch_solver.TorchLogistic | None]] = []
+    fit = LogisticProblem.fit
+
+    def spy(self: LogisticProblem, C: float, max_iter: int = 1000, tol: float = 1e-4,
+            init: torch_solver.TorchLogistic | None = None) -> torch_solver.TorchLogistic:  # fmt: skip
+        starts.append((round(float(np.log10(C)), 9), init))
+        return fit(self, C, max_iter, tol, init)
+
+    monkeypatch.setattr(LogisticProblem, "fit", spy)
+    made: list[tuple[float, torch_solver.TorchLogistic]] = []
+    train, val, test = (digits_features[s] for s in ("train", "val", "test"))
+    linear_probe(
+        train, val, test, 10, max_iter=30, on_fit=lambda c, m: made.append((round(float(np.log10(c)), 9), m))
+    )
+    assert starts[0][1] is None  # the first fit starts from zeros, as scikit-learn's do
+    interpolated = 0
+    for i, (exponent, init) in enumerate(starts[1:-1], start=1):
+        expected = torch_solver.warm_start(dict(made[:i]), exponent)
+        assert init is not None and expected is not None
+        assert torch.equal(init.weight, expected.weight) and torch.equal(init.bias, expected.bias)
+        interpolated += not any(init is model for _, model in made[:i])
+    # the first stage (7 fits, upwards) has no fitted C above; every refinement fit lies between two
+    assert interpolated == len(starts) - 8 > 0
+    refit_exponent, refit_init = starts[-1]
+    assert refit_init is dict(made[:-1])[refit_exponent]  # the refit starts at the chosen C's fit
+
+
 def test_a_fit_starting_where_the_last_stopped_reuses_its_evaluation(
     digits_features: Features, monkeypatch: pytest.MonkeyPatch
 ) -> None:
