@@ -127,17 +127,18 @@ class LogisticProblem:
         self._last: tuple[np.ndarray, torch.Tensor] | None = None
         self._ends: list[tuple[np.ndarray, torch.Tensor]] = []
 
-    def data_sums(self, flat: np.ndarray) -> torch.Tensor:
+    def data_sums(self, flat: np.ndarray, reuse: bool = True) -> torch.Tensor:
         """``[sum_i CE_i, its gradient]`` (float64, the gradient ``[K, D + 1]`` flattened) at
-        ``flat``: the weights ``[K, D]`` flattened, then the biases ``[K]``."""
-        for point, sums in reversed(self._ends):
+        ``flat``: the weights ``[K, D]`` flattened, then the biases ``[K]``. ``reuse``: first look
+        among the points where fits stopped."""
+        for point, sums in reversed(self._ends if reuse else []):
             if np.array_equal(point, flat):
                 return sums
         k, d = len(self.classes), self.dims
-        theta = torch.cat(
-            [torch.from_numpy(flat[: k * d]).view(k, d), torch.from_numpy(flat[k * d :, None])], 1
-        )
-        sums = loss_and_gradient(self.chunks, theta.to(self.device, self.dtype))
+        theta = torch.empty(k, d + 1, dtype=self.dtype)
+        theta[:, :d] = torch.from_numpy(flat[: k * d]).view(k, d)
+        theta[:, d] = torch.from_numpy(flat[k * d :])
+        sums = loss_and_gradient(self.chunks, theta.to(self.device))
         self._last = (flat.copy(), sums)
         return sums
 
@@ -152,11 +153,14 @@ class LogisticProblem:
             theta[:, :d] = init.weight.cpu()
             theta[:, d] = init.bias.cpu()
         penalty = 1.0 / (C * self.n)
+        evaluations = [0]
 
         def evaluate(flat: np.ndarray) -> tuple[float, np.ndarray]:
             weight = torch.from_numpy(flat[: k * d])
-            # the same bits on every process, so the same steps everywhere
-            sums = self.data_sums(flat).cpu()
+            # the same bits on every process, so the same steps everywhere; only the start (the
+            # driver's first evaluation) can be where an earlier fit stopped
+            sums = self.data_sums(flat, reuse=evaluations[0] == 0).cpu()
+            evaluations[0] += 1
             grad = _flat(sums[1:].view(k, d + 1)) / self.n
             grad[: k * d] += penalty * weight
             loss = sums[0] / self.n + 0.5 * penalty * weight.square().sum()
