@@ -163,7 +163,7 @@ def main() -> None:
             same = run(sk_data, "torch", DTYPES[dt], classes, args.max_iter)
 
             def warm(exponent: float, models: dict, dt: str = dt, sk: dict = sk_data) -> Any:
-                # started as the search would have started it
+                # interpolated between the Cs our search fitted, as its refinement fits start
                 return fit_logistic(
                     sk["train_x"],
                     sk["train_y"],
