@@ -1,7 +1,7 @@
 """The linear probe's whole C search: scikit-learn (the reference) against the torch solver.
 
     python experiments/probe_benchmark.py [--sets digits cifar10-subset cifar100-size]
-        [--dtypes float32 float64] [--sklearn-subsample N] [--threads 2]
+        [--dtypes float32 float64] [--sklearn-subsample N] [--threads 2] [--no-floor] [--per-c]
 
 Same features for both: random-weight ViT-B/32 penultimate features (768 dims) of the bundled
 digits and of ``../shared/data/cifar10-subset`` (experiments/probe_features.py, cached under
@@ -15,7 +15,9 @@ test predictions equal to scikit-learn's (over the Cs where scikit-learn converg
 before max_iter) and the largest test top-1 gap (points), per torch dtype. The row
 ``sklearn reordered`` is the reference's own floor: scikit-learn's search on the same train rows
 in another order (seeded), the same objective up to rounding, scored against scikit-learn the
-same way. ``--no-floor`` skips it (it costs a second scikit-learn search).
+same way. ``--no-floor`` skips it (it costs a second scikit-learn search). ``--per-c`` prints
+each C's count of test predictions unlike scikit-learn's, for every row, so that one can see at
+which Cs a torch fit and scikit-learn's own reordered fit each part from scikit-learn.
 
 ``--sklearn-subsample N``: on the CIFAR-100-size set scikit-learn's search runs on N train
 samples only, and the torch solver on all of them *and* on the same N (the table says which is
@@ -78,24 +80,28 @@ def run(
 def agreement(
     data: dict[str, np.ndarray], ref: dict[str, Any], ours: dict[str, Any], fit: Callable[[float, Any], Any]
 ):
-    """(share of equal test predictions where sklearn converged, largest |top-1 gap| in points, Cs).
+    """(share of equal test predictions where sklearn converged, largest |top-1 gap| in points, Cs,
+    per C: ``{log10 C: (test predictions unlike scikit-learn's, top-1 gap in points)}``).
 
     ``fit(exponent, our models)`` fits a C that only scikit-learn's search visited.
     """
     x, y = data["test_x"], data["test_y"]
     equal = total = 0
     gap = 0.0
-    for exponent, sk in ref["models"].items():
+    per_c: dict[float, tuple[int, float]] = {}
+    for exponent, sk in sorted(ref["models"].items()):
         model = ours["models"].get(exponent)
         if model is None:
             model = fit(exponent, ours["models"])
         p_sk = sklearn_topk(sk, x, 1)[:, 0].numpy()
         p_t = (sklearn_topk if hasattr(model, "coef_") else torch_topk)(model, x, 1)[:, 0].numpy()
-        gap = max(gap, abs((p_sk == y).mean() - (p_t == y).mean()) * 100)
+        gap_c = ((p_t == y).mean() - (p_sk == y).mean()) * 100
+        gap = max(gap, abs(gap_c))
+        per_c[exponent] = (int((p_sk != p_t).sum()), float(gap_c))
         if int(np.max(sk.n_iter_)) < int(ref["max_iter"]):
             equal += int((p_sk == p_t).sum())
             total += len(y)
-    return equal / max(total, 1), gap, len(ref["models"])
+    return equal / max(total, 1), gap, len(ref["models"]), per_c
 
 
 def reordered(data: dict[str, np.ndarray], seed: int = 1) -> dict[str, np.ndarray]:
@@ -116,6 +122,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--no-floor", dest="floor", action="store_false", help="skip the sklearn reordered row"
+    )
+    parser.add_argument(
+        "--per-c", action="store_true", help="also print, per C, how many test predictions differ"
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -179,6 +188,8 @@ def main() -> None:
                 full = run(data, "torch", DTYPES[dt], classes, args.max_iter)
                 rows.append((name, size, f"torch {dt}", full, None))
             print_rows(rows[first:], ref)
+        if args.per_c and real:
+            print_per_c(rows[first:], ref)
     print("\n## all")
     print_rows(rows, None)
 
@@ -198,6 +209,19 @@ def print_rows(rows: list, ref: dict[str, Any] | None) -> None:
             f"{name:16} {size:44} {solver:17} {len(res.fits):4d} {r['iters']:6d} {res.search_seconds:9.1f} {res.fit_seconds:8.1f} {r['seconds']:8.1f} {res.C:9.4g} {val:8.4f} {res.metrics['lp_acc1']:9.4f}  {extra}",
             flush=True,
         )
+
+
+def print_per_c(rows: list, ref: dict[str, Any]) -> None:
+    """Per C scikit-learn's search visited: its iterations (``*``: stopped at max_iter, not counted
+    in the agreement), then per other row the test predictions unlike scikit-learn's (of all) and
+    the test top-1 gap (points, that row minus scikit-learn)."""
+    others = [(solver, agree[3]) for _, _, solver, _, agree in rows if agree is not None]
+    print(f"{'log10 C':>8} {'sklearn iters':>13}  " + "  ".join(f"{solver:>24}" for solver, _ in others))
+    for exponent, sk in sorted(ref["models"].items()):
+        iters = int(np.max(sk.n_iter_))
+        mark = "*" if iters >= int(ref["max_iter"]) else " "
+        cells = [f"{per[exponent][0]:>8d} differ {per[exponent][1]:+6.2f} pts" for _, per in others]
+        print(f"{exponent:>8.3f} {iters:>12d}{mark}  " + "  ".join(f"{c:>24}" for c in cells), flush=True)
 
 
 if __name__ == "__main__":
