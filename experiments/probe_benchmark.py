@@ -8,7 +8,8 @@ digits and of ``../shared/data/cifar10-subset`` (experiments/probe_features.py, 
 runs/probe_features), and synthetic features the size of CIFAR-100 (50,000 train + 5,000 val
 + 10,000 test x 768, 100 classes: Gaussian class means plus noise, seeded). Each solver runs
 the paper's search (``linear_probe``: every second decade, halving to 1/8 decade, refit on
-train + val) and prints sizes, wall seconds, the ratio, the chosen C, validation and test top-1.
+train + val) and prints sizes, wall seconds, the ratio (scikit-learn's total seconds over the
+row's, on the same rows), the chosen C, validation and test top-1.
 
 Agreement (the real feature sets): at each C that scikit-learn's search visited, the share of
 test predictions equal to scikit-learn's (over the Cs where scikit-learn converged, i.e. stopped
@@ -146,17 +147,10 @@ def main() -> None:
                 "train_x": data["train_x"][: args.sklearn_subsample],
                 "train_y": data["train_y"][: args.sklearn_subsample],
             }
+        sk_size = size if sk_data is data else f"{size} (train {args.sklearn_subsample})"
         ref = run(sk_data, "sklearn", torch.float64, classes, args.max_iter)
         first = len(rows)
-        rows.append(
-            (
-                name,
-                size if sk_data is data else f"{size} (train {args.sklearn_subsample})",
-                "sklearn",
-                ref,
-                None,
-            )
-        )
+        rows.append((name, sk_size, "sklearn", ref, None))
         real = name != "cifar100-size"
         if real and args.floor:
             other = reordered(sk_data)
@@ -167,7 +161,7 @@ def main() -> None:
                 floor,
                 lambda e, _, o=other: fit_sklearn(o["train_x"], o["train_y"], 10**e, args.max_iter),
             )
-            rows.append((name, rows[-1][1], "sklearn reordered", floor, agree))
+            rows.append((name, sk_size, "sklearn reordered", floor, agree))
         for dt in args.dtypes:
             same = run(sk_data, "torch", DTYPES[dt], classes, args.max_iter)
 
@@ -183,30 +177,34 @@ def main() -> None:
                 )
 
             agree = agreement(sk_data, ref, same, warm) if real else None
-            rows.append((name, rows[-1][1] if sk_data is not data else size, f"torch {dt}", same, agree))
+            rows.append((name, sk_size, f"torch {dt}", same, agree))
             if sk_data is not data:
                 full = run(data, "torch", DTYPES[dt], classes, args.max_iter)
                 rows.append((name, size, f"torch {dt}", full, None))
-            print_rows(rows[first:], ref)
+            print_rows(rows[first:])
         if args.per_c and real:
             print_per_c(rows[first:], ref)
     print("\n## all")
-    print_rows(rows, None)
+    print_rows(rows)
 
 
-def print_rows(rows: list, ref: dict[str, Any] | None) -> None:
-    head = f"{'set':16} {'size (train+val/test x dims x classes)':44} {'solver':17} {'fits':>4} {'iters':>6} {'search s':>9} {'refit s':>8} {'total s':>8} {'C':>9} {'val top1':>8} {'test top1':>9}  agreement"
+def print_rows(rows: list) -> None:
+    """One line per row; ``ratio``: scikit-learn's total seconds over this row's, on the same rows."""
+    head = f"{'set':16} {'size (train+val/test x dims x classes)':44} {'solver':17} {'fits':>4} {'iters':>6} {'search s':>9} {'refit s':>8} {'total s':>8} {'ratio':>6} {'C':>9} {'val top1':>8} {'test top1':>9}  agreement"
     print(head)
+    reference = {(name, size): r["seconds"] for name, size, solver, r, _ in rows if solver == "sklearn"}
     for name, size, solver, r, agree in rows:
         res = r["result"]
         val = res.search[round(float(np.log10(res.C)), 9)][0] if res.search else float("nan")
+        sk_seconds = reference.get((name, size))
+        ratio = f"{sk_seconds / r['seconds']:5.1f}x" if sk_seconds and solver.startswith("torch") else ""
         extra = (
             ""
             if agree is None
             else f"{agree[0] * 100:.2f}% equal predictions, max top-1 gap {agree[1]:.2f} pts over {agree[2]} Cs"
         )
         print(
-            f"{name:16} {size:44} {solver:17} {len(res.fits):4d} {r['iters']:6d} {res.search_seconds:9.1f} {res.fit_seconds:8.1f} {r['seconds']:8.1f} {res.C:9.4g} {val:8.4f} {res.metrics['lp_acc1']:9.4f}  {extra}",
+            f"{name:16} {size:44} {solver:17} {len(res.fits):4d} {r['iters']:6d} {res.search_seconds:9.1f} {res.fit_seconds:8.1f} {r['seconds']:8.1f} {ratio:>6} {res.C:9.4g} {val:8.4f} {res.metrics['lp_acc1']:9.4f}  {extra}",
             flush=True,
         )
 
