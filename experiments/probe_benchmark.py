@@ -2,6 +2,7 @@
 
     python experiments/probe_benchmark.py [--sets digits cifar10-subset cifar100-size]
         [--dtypes float32 float64] [--sklearn-subsample N] [--threads 2] [--no-floor] [--per-c]
+        [--starts warm cold]
     python experiments/probe_benchmark.py --sets imagenet-size --dtypes float32 --device cuda
 
 Same features for both: random-weight ViT-B/32 penultimate features (768 dims) of the bundled
@@ -20,6 +21,8 @@ in another order (seeded), the same objective up to rounding, scored against sci
 same way. ``--no-floor`` skips it (it costs a second scikit-learn search). ``--per-c`` prints
 each C's count of test predictions unlike scikit-learn's, for every row, so that one can see at
 which Cs a torch fit and scikit-learn's own reordered fit each part from scikit-learn.
+``--starts warm cold`` adds rows of the torch search with ``warm_start=False`` (``cold``: every
+fit from zeros, scikit-learn's path).
 
 ``--sklearn-subsample N``: on a synthetic set scikit-learn's search runs on N train samples
 only, and the torch solver on all of them *and* on the same N (the table says which is which).
@@ -89,6 +92,7 @@ def run(
     classes: int,
     max_iter: int,
     device: str = "cpu",
+    warm: bool = True,
 ) -> dict[str, Any]:
     models: dict[float, Any] = {}
     split = {s: (data[f"{s}_x"], data[f"{s}_y"]) for s in ("train", "val", "test")}
@@ -99,7 +103,7 @@ def run(
     start = time.perf_counter()
     result = linear_probe(
         split["train"], split["val"], split["test"], classes, max_iter=max_iter, solver=solver,  # type: ignore[arg-type]
-        dtype=dtype, on_fit=lambda c, m: models.setdefault(round(float(np.log10(c)), 9), m),
+        dtype=dtype, on_fit=lambda c, m: models.setdefault(round(float(np.log10(c)), 9), m), warm_start=warm,
     )  # fmt: skip
     seconds = time.perf_counter() - start
     iters = sum(f["n_iter"] for f in result.fits)
@@ -148,6 +152,9 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the synthetic sets' rows")
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"], choices=sorted(DTYPES))
     parser.add_argument("--max-iter", type=int, default=1000)
+    parser.add_argument(
+        "--starts", nargs="+", default=["warm"], choices=["warm", "cold"], help="cold: warm_start=False"
+    )
     parser.add_argument("--sklearn-subsample", type=int, default=0)
     parser.add_argument("--features", type=Path, default=Path("runs/probe_features"))
     parser.add_argument("--threads", type=int, default=2)
@@ -211,26 +218,29 @@ def main() -> None:
                 lambda e, _, o=other: fit_sklearn(o["train_x"], o["train_y"], 10**e, args.max_iter),
             )
             rows.append((name, sk_size, "sklearn reordered", floor, agree))
-        for dt in args.dtypes:
+        for dt, warm in [(dt, start == "warm") for dt in args.dtypes for start in args.starts]:
+            label = f"torch {dt}" + ("" if warm else " cold")
             if ref is not None:
-                same = run(sk_data, "torch", DTYPES[dt], classes, args.max_iter, args.device)
+                same = run(sk_data, "torch", DTYPES[dt], classes, args.max_iter, args.device, warm)
 
-                def warm(exponent: float, models: dict, dt: str = dt, sk: dict = sk_data) -> Any:
-                    # interpolated between the Cs our search fitted, as its refinement fits start
+                def refit(
+                    exponent: float, models: dict, dt: str = dt, sk: dict = sk_data, warm: bool = warm
+                ) -> Any:
+                    # a C only scikit-learn visited: started as our search would have started it
                     return fit_logistic(
                         torch.from_numpy(sk["train_x"]).to(args.device),
                         torch.from_numpy(sk["train_y"]).to(args.device),
                         10**exponent,
                         args.max_iter,
-                        init=warm_start(models, exponent),
+                        init=warm_start(models, exponent) if warm else None,
                         dtype=DTYPES[dt],
                     )
 
-                agree = agreement(sk_data, ref, same, warm) if real else None
-                rows.append((name, sk_size, f"torch {dt}", same, agree))
+                agree = agreement(sk_data, ref, same, refit) if real else None
+                rows.append((name, sk_size, label, same, agree))
             if ref is None or sk_data is not data:
-                full = run(data, "torch", DTYPES[dt], classes, args.max_iter, args.device)
-                rows.append((name, size, f"torch {dt}", full, None))
+                full = run(data, "torch", DTYPES[dt], classes, args.max_iter, args.device, warm)
+                rows.append((name, size, label, full, None))
             print_rows(rows[first:])
         if args.per_c and real and ref is not None:
             print_per_c(rows[first:], ref)

@@ -43,8 +43,8 @@ class LinearProbe(Callback):
         cache_dir: where train/val features are cached between runs (None: no cache).
         timeout_s: with ``solver="sklearn"``, how long other processes wait for rank 0's fit.
         solver: ``torch`` (default): L-BFGS in torch on the features' device, scikit-learn's
-            objective and stopping rule, warm-started along the search. ``sklearn``: the
-            reference, scikit-learn on rank 0 with gathered features.
+            objective and stopping rule, warm-started along the search (``warm_start: false``:
+            each fit from zeros, scikit-learn's path). ``sklearn``: the reference, on rank 0.
         shard_features: with the torch solver under DDP, each process keeps its own samples'
             features and every step all-reduces loss and gradient: nothing is gathered, and
             with 2, 4 or 8 processes the result is one process's, bit for bit
@@ -64,6 +64,7 @@ class LinearProbe(Callback):
         shard_features: bool = True,
         shots: Sequence[int] | None = None,
         seeds: Sequence[int] = (0, 1, 2),
+        warm_start: bool = True,
     ) -> None:
         if C is not None and C <= 0:
             raise ConfigError(f"C must be positive, got {C}")
@@ -75,7 +76,7 @@ class LinearProbe(Callback):
             raise ConfigError(f"max_iter must be at least 1, got {max_iter}")
         self.C = C
         self.few_shot = FewShot(shots, seeds) if shots is not None else None
-        self.solver = solver
+        self.solver, self.warm_start = solver, warm_start
         self.shard_features = shard_features
         self.feature_kind = feature_kind
         self.max_iter = max_iter
@@ -247,6 +248,7 @@ class LinearProbe(Callback):
             "feature_kind": self.feature_kind,
             "search": {f"{10**e:.6g}": list(s) for e, s in sorted(result.search.items())},
             "solver": self.solver,
+            "warm_start": self.warm_start and self.solver == "torch",
             "fits": result.fits,
             "search_seconds": result.search_seconds,
             "fit_seconds": result.fit_seconds,
@@ -287,7 +289,7 @@ class LinearProbe(Callback):
 
             result = linear_probe(
                 train, val, test, num_classes, C=self.C, max_iter=self.max_iter, on_evaluate=progress,
-                solver=self.solver,
+                solver=self.solver, warm_start=self.warm_start,
             )  # fmt: skip
         rank_zero_info(f"LinearProbe: C = {result.C:.4g}, test top-1 {result.metrics['lp_acc1']:.4f}")
         if self.few_shot is not None:  # at the C just chosen (or given), on the same train/test features

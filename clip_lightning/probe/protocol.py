@@ -127,14 +127,16 @@ def linear_probe(
     solver: Solver = "torch",
     dtype: torch.dtype = torch_solver.DEFAULT_DTYPE,
     on_fit: Callable[[float, Any], None] | None = None,
+    warm_start: bool = True,
 ) -> ProbeResult:
     """Choose C on ``val`` (unless given), refit on train + val, report test metrics.
 
     Metrics: ``lp_acc1``, ``lp_acc5`` (with at least 5 classes), ``lp_mean_per_class_recall``.
     ``solver="torch"``: each search fit warm-starts from the fits already made (interpolated
     between the two Cs around it, else the nearest C's: :func:`.torch_solver.warm_start`), the
-    refit from the chosen C's solution; under DDP every process calls this with its own
-    samples; ``dtype``: its features' and products' precision. ``solver="sklearn"``: scikit-learn from
+    refit from the chosen C's solution (``warm_start=False``: every fit from zeros, as
+    scikit-learn's; see the README on near-separable features); under DDP every process calls
+    this with its own samples; ``dtype``: its features' and products' precision. ``solver="sklearn"``: scikit-learn from
     scratch each time, on one process with all samples. ``on_fit(C, model)`` sees every fit
     (the search's, then the refit).
     """
@@ -161,7 +163,8 @@ def linear_probe(
             n_iter = int(np.max(model.n_iter_))
             converged = n_iter < max_iter
         else:
-            model = rows.fit(c, max_iter, init=torch_solver.warm_start(fitted, float(np.log10(c))))
+            init = torch_solver.warm_start(fitted, float(np.log10(c))) if warm_start else None
+            model = rows.fit(c, max_iter, init=init)
             n_iter, converged = model.n_iter, model.converged
         fits.append({"C": float(c), "n_iter": n_iter, "converged": converged,
                      "seconds": time.perf_counter() - start})  # fmt: skip

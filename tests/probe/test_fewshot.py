@@ -150,6 +150,7 @@ def test_a_cli_run_writes_few_shot_results_scalars_and_a_figure(
         few["shots"] == [1, 4] and few["seeds"] == [0, 1] and few["C"] == 0.316 and few["C_from"] == "given"
     )
     assert few["solver"] == res["linear_probe"]["solver"] == "torch" and few["seconds"] > 0
+    assert res["linear_probe"]["warm_start"] is True  # the torch search's default
     for k in (1, 4):
         entry = few["per_k"][str(k)]
         assert set(entry) == {"mean", "std", "short_classes", "runs"} and entry["short_classes"] == []
