@@ -206,7 +206,7 @@ def warm_start(fitted: Mapping[float, TorchLogistic], exponent: float) -> TorchL
     (experiments/probe_benchmark.py). Outside them: the nearest C's solution. None when nothing
     is fitted. A start that already meets ``tol`` is the fit (the test comes before the first
     iteration, as in scikit-learn): on the digits' features every fit above C = 100 returns
-    C = 100's solution; starting those from zeros agreed no better with scikit-learn (README).
+    C = 100's solution. ``linear_probe(warm_start=False)`` starts every fit from zeros (README).
     """
     if not fitted:
         return None
