@@ -136,9 +136,9 @@ def linear_probe(
     between the two Cs around it, else the nearest C's: :func:`.torch_solver.warm_start`), the
     refit from the chosen C's solution (``warm_start=False``: every fit from zeros, as
     scikit-learn's; see the README on near-separable features); under DDP every process calls
-    this with its own samples; ``dtype``: its features' and products' precision. ``solver="sklearn"``: scikit-learn from
-    scratch each time, on one process with all samples. ``on_fit(C, model)`` sees every fit
-    (the search's, then the refit).
+    this with its own samples; ``dtype``: its features' and products' precision.
+    ``solver="sklearn"``: scikit-learn from scratch each time, on one process with all samples.
+    ``on_fit(C, model)`` sees every fit (the search's, then the refit).
     """
     if solver not in ("torch", "sklearn"):
         raise ConfigError(f"solver must be 'torch' or 'sklearn', got {solver!r}")

@@ -13,7 +13,9 @@ from sklearn.linear_model import LogisticRegression
 
 from clip_lightning import CLIPDataModule, CLIPEvaluator, LinearProbe
 from clip_lightning.errors import ConfigError
+from clip_lightning.probe.torch_solver import LogisticProblem
 from tests.helpers import TINY_VIT, oracle_model, random_state_dict
+from tests.test_cli import Cli, conf, results
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -137,3 +139,23 @@ def test_an_unwritable_cache_is_refused_before_any_feature_is_extracted(tmp_path
     with pytest.raises(ConfigError, match=r"cannot write the probe's feature cache .*cache_dir"):
         trainer.test(evaluator, dm, verbose=False)
     assert evaluator.feature_splits == frozenset()  # stopped in setup, before any batch
+
+
+def test_the_cli_can_start_every_fit_of_the_search_from_zeros(
+    tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch.save(random_state_dict(TINY_VIT, seed=3), tmp_path / "tiny.pt")  # the checkpoint the config names
+    starts: list[object] = []
+    fit = LogisticProblem.fit
+    monkeypatch.setattr(
+        LogisticProblem,
+        "fit",
+        lambda self, C, max_iter=1000, tol=1e-4, init=None: (
+            starts.append(init) or fit(self, C, max_iter, tol, init)
+        ),
+    )
+    code, _, err = cli("test", *conf(probe={"warm_start": False, "max_iter": 30}))
+    assert code == 0, err[-3000:]
+    probe = results(tmp_path)["linear_probe"]
+    assert probe["warm_start"] is False and probe["C_searched"] and probe["solver"] == "torch"
+    assert len(starts) == len(probe["fits"]) == 16 and all(init is None for init in starts)
