@@ -85,6 +85,17 @@ def synthetic(
     return {"train_x": xt, "train_y": yt, "val_x": xv, "val_y": yv, "test_x": xs, "test_y": ys}
 
 
+def features(name: str, scale: float, root: Path) -> dict[str, np.ndarray]:
+    """``{train,val,test}_{x,y}`` of ``name``: real features (cached under ``root``), or synthetic
+    ones with ``scale`` of the set's rows."""
+    if name in REAL:
+        from probe_features import extract
+
+        return extract(name, root)
+    n_train, n_val, n_test, dims, k = SYNTHETIC[name]
+    return synthetic(*(max(k, round(n * scale)) for n in (n_train, n_val, n_test)), dims, k)
+
+
 def run(
     data: dict[str, np.ndarray],
     solver: str,
@@ -181,14 +192,7 @@ def main() -> None:
     rows = []
     for name in args.sets:
         real = name in REAL
-        if real:
-            from probe_features import extract
-
-            data = extract(name, args.features)
-        else:
-            n_train, n_val, n_test, dims, k = SYNTHETIC[name]
-            counts = (max(k, round(n * args.scale)) for n in (n_train, n_val, n_test))
-            data = synthetic(*counts, dims, k)
+        data = features(name, args.scale, args.features)
         classes = int(data["train_y"].max()) + 1
         size = f"{len(data['train_y'])}+{len(data['val_y'])}/{len(data['test_y'])} x {data['train_x'].shape[1]} x {classes}"
         sk_data, sk_size = data, size

@@ -18,22 +18,11 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from probe_benchmark import DTYPES, REAL, SYNTHETIC, synthetic
+from probe_benchmark import DTYPES, REAL, SYNTHETIC, features
 
 from clip_lightning.probe import rowsums, torch_solver
 from clip_lightning.probe.protocol import linear_probe
-
-
-def features(name: str, scale: float, root: Path) -> dict[str, np.ndarray]:
-    """The benchmark's features for ``name``: ``{train,val,test}_{x,y}``."""
-    if name in REAL:
-        from probe_features import extract
-
-        return extract(name, root)
-    n_train, n_val, n_test, dims, k = SYNTHETIC[name]
-    return synthetic(*(max(k, round(n * scale)) for n in (n_train, n_val, n_test)), dims, k)
 
 
 def profile(
