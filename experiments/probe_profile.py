@@ -7,7 +7,7 @@ Runs ``linear_probe`` (the paper's C search and the refit, or only the refit at 
 the torch solver on the benchmark's features (experiments/probe_benchmark.py) and splits its wall
 time into the batched products over the features (``torch.bmm`` in ``probe/rowsums.py``, with
 their GFLOPS), the rest of the loss-and-gradient evaluations (softmax, the float64 sums), and
-everything else (scipy's L-BFGS-B driver and the host's float64 glue, the validation scores,
+everything else (the L-BFGS driver and its glue, the validation scores,
 grouping the rows). The products bound a search's speed: E evaluations cost at least E times
 the products' milliseconds.
 """

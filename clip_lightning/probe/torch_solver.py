@@ -1,27 +1,28 @@
-"""scikit-learn's logistic regression with its loss and gradient computed by torch on the features' device.
+"""scikit-learn's logistic regression, fitted by torch on the features' device.
 
 The objective is exactly scikit-learn's ``LogisticRegression(penalty="l2", solver="lbfgs")``
 for a multinomial problem: ``C * sum_i CE_i + 0.5 * ||W||^2``, the intercept unpenalized, one
-row of weights per class seen in training. scikit-learn (>= 1.1; 1.9 here) hands scipy that
-objective divided by ``C * n`` (n = the sample-weight sum, here the number of samples), i.e.
-``mean_i CE_i + ||W||^2 / (2 C n)``; this module minimizes the same scaled function with the
-same L-BFGS-B driver and options (``maxls=50``, ``ftol=64 eps``, ``gtol=tol``), so:
+row of weights per class seen in training. scikit-learn (>= 1.1; 1.9 here) hands scipy's
+L-BFGS-B that objective divided by ``C * n`` (n = the sample-weight sum, here the number of
+samples), i.e. ``mean_i CE_i + ||W||^2 / (2 C n)``, with ``maxls=50``, ``ftol=64 eps`` and
+``gtol=tol``; this module minimizes the same scaled function with :mod:`.lbfgs`, the same
+iteration and stopping rules in torch (tested against scipy's), so:
 
 - it stops when ``max |gradient| <= tol`` (scipy's ``gtol`` on the projected gradient, which is
   the gradient: nothing is bounded), before the first iteration and after each;
 - or after ``max_iter`` iterations (one direction and its line search each);
 - or when an iteration lowers the scaled objective by less than ``64 eps * max(|f|, 1)``;
-- ``converged`` is scipy's success (the first or the last), as scikit-learn warns otherwise.
+- ``converged`` is the first or the last, as scikit-learn warns otherwise.
 
-Why scipy's driver and not ``torch.optim.LBFGS``: with ``tol=1e-4`` a fit stops well before
-the exact minimum, where two L-BFGS variants stop at different points; measured on the
+Why L-BFGS-B's iteration and not ``torch.optim.LBFGS``: with ``tol=1e-4`` a fit stops well
+before the exact minimum, where two L-BFGS variants stop at different points; measured on the
 digits' ViT-B/32 features, torch's LBFGS agreed with scikit-learn on only 94-99% of test
-predictions per C. The driver's own work is O(K x D) per iteration on the host; the O(N x D x K)
-loss and gradient, all of the cost, run in torch where the features are (a GPU when there is
-one), in ``dtype`` for the products and float64 for the sums. :class:`LogisticProblem` groups
-the rows once for every fit on them (a search's), and since the data term does not depend on
-C, a fit warm-started where an earlier one stopped starts without evaluating there again; a
-search's fit starts between the solutions of the Cs around it (:func:`warm_start`).
+predictions per C. The O(N x D x K) loss and gradient, nearly all of the cost, run where the
+features are (a GPU when there is one), in ``dtype`` for the products and float64 for the sums;
+the driver's O(K x D) work per iteration runs there too, in float64. :class:`LogisticProblem`
+groups the rows once for every fit on them (a search's), and since the data term does not
+depend on C, a fit warm-started where an earlier one stopped starts without evaluating there
+again; a search's fit starts between the solutions of the Cs around it (:func:`warm_start`).
 
 Under DDP each process holds only its own samples: each evaluation sums the loss and gradient
 over local rows and all-reduces them (float64), in :mod:`.rowsums`' grouping, whose bits do not
@@ -37,11 +38,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.optimize
 import torch
-from threadpoolctl import threadpool_limits
 
 from ..distributed import all_reduce, broadcast_from_zero
+from .lbfgs import dot, minimize
 from .rowsums import chunk_rows, group_counts, loss_and_gradient
 from .search import Score
 
@@ -76,11 +76,6 @@ class TorchLogistic:
         x = x.to(self.weight.device)
         logits = x.to(self.weight.dtype) @ self.weight.T + self.bias
         return torch.log_softmax(logits, dim=1)
-
-
-def _flat(theta: torch.Tensor) -> torch.Tensor:
-    """``theta`` ``[K, D + 1]`` (biases last) as the driver's vector: the weights, then the biases."""
-    return torch.cat([theta[:, :-1].flatten(), theta[:, -1]])
 
 
 def _as_tensor(a: np.ndarray | torch.Tensor, device: torch.device | None = None) -> torch.Tensor:
@@ -124,22 +119,18 @@ class LogisticProblem:
         # Where each fit stopped and the data sums there, which do not depend on C, so that a
         # fit warm-started there (the search's) starts without evaluating; each costs what its
         # model does (two [K, D + 1] float64). ``_last``: the last point evaluated.
-        self._last: tuple[np.ndarray, torch.Tensor] | None = None
-        self._ends: list[tuple[np.ndarray, torch.Tensor]] = []
+        self._last: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._ends: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-    def data_sums(self, flat: np.ndarray, reuse: bool = True) -> torch.Tensor:
+    def data_sums(self, theta: torch.Tensor, reuse: bool = True) -> torch.Tensor:
         """``[sum_i CE_i, its gradient]`` (float64, the gradient ``[K, D + 1]`` flattened) at
-        ``flat``: the weights ``[K, D]`` flattened, then the biases ``[K]``. ``reuse``: first look
-        among the points where fits stopped."""
+        ``theta`` ``[K, D + 1]`` (float64 on the features' device: each class's weights, its bias
+        last). ``reuse``: first look among the points where fits stopped."""
         for point, sums in reversed(self._ends if reuse else []):
-            if np.array_equal(point, flat):
+            if torch.equal(point, theta):
                 return sums
-        k, d = len(self.classes), self.dims
-        theta = torch.empty(k, d + 1, dtype=self.dtype)
-        theta[:, :d] = torch.from_numpy(flat[: k * d]).view(k, d)
-        theta[:, d] = torch.from_numpy(flat[k * d :])
-        sums = loss_and_gradient(self.chunks, theta.to(self.device))
-        self._last = (flat.copy(), sums)
+        sums = loss_and_gradient(self.chunks, theta.to(self.dtype))
+        self._last = (theta, sums)
         return sums
 
     def fit(
@@ -148,50 +139,35 @@ class LogisticProblem:
         """Minimize scikit-learn's objective at ``C``; ``init`` warm-starts from another fit on the
         same classes (:func:`warm_start`); otherwise it starts from zeros, as scikit-learn does."""
         k, d, device = len(self.classes), self.dims, self.device
-        theta = torch.zeros(k, d + 1, dtype=torch.float64)
+        theta = torch.zeros(k, d + 1, dtype=torch.float64, device=device)
         if init is not None and torch.equal(init.classes, self.classes.to(init.classes.device)):
-            theta[:, :d] = init.weight.cpu()
-            theta[:, d] = init.bias.cpu()
+            theta[:, :d] = init.weight
+            theta[:, d] = init.bias
         penalty = 1.0 / (C * self.n)
         evaluations = [0]
 
-        def evaluate(flat: np.ndarray) -> tuple[float, np.ndarray]:
-            weight = torch.from_numpy(flat[: k * d])
+        def evaluate(point: torch.Tensor) -> tuple[float, torch.Tensor]:
             # the same bits on every process, so the same steps everywhere; only the start (the
             # driver's first evaluation) can be where an earlier fit stopped
-            sums = self.data_sums(flat, reuse=evaluations[0] == 0).cpu()
+            sums = self.data_sums(point, reuse=evaluations[0] == 0)
             evaluations[0] += 1
-            grad = _flat(sums[1:].view(k, d + 1)) / self.n
-            grad[: k * d] += penalty * weight
-            loss = sums[0] / self.n + 0.5 * penalty * weight.square().sum()
-            return float(loss), grad.numpy()
+            weight = point[:, :d]
+            grad = sums[1:].view(k, d + 1) / self.n
+            grad[:, :d] += penalty * weight
+            # dot: the same bits whatever each process's thread count
+            return float(sums[0]) / self.n + 0.5 * penalty * dot(weight, weight), grad
 
-        # The driver's own BLAS calls (numpy's OpenBLAS) would start threads that spin on the
-        # cores torch's products need: with one BLAS thread an iteration took 6.1 ms instead of
-        # 19.2 ms (CIFAR-10 subset features, 2 cores), and the steps are the same bits.
-        with torch.no_grad(), threadpool_limits(1, user_api="blas"):
-            found = scipy.optimize.minimize(
-                evaluate,
-                _flat(theta).numpy(),
-                method="L-BFGS-B",
-                jac=True,
-                # scikit-learn's own options (linear_model/_logistic.py), so its tol and max_iter
-                options={
-                    "maxiter": max_iter,
-                    "maxls": 50,
-                    "gtol": tol,
-                    "ftol": 64 * float(np.finfo(float).eps),
-                },
-            )
-        if self._last is not None and np.array_equal(self._last[0], found.x):
+        with torch.no_grad():
+            found = minimize(evaluate, theta, max_iter, tol)
+        if self._last is not None and self._last[0] is found.x:
             self._ends.append(self._last)
-        theta = broadcast_from_zero(torch.from_numpy(found.x).to(device))
+        theta = broadcast_from_zero(found.x.clone())
         return TorchLogistic(
-            weight=theta[: k * d].view(k, d).clone(),
-            bias=theta[k * d :].clone(),
+            weight=theta[:, :d].clone(),
+            bias=theta[:, d].clone(),
             classes=self.classes,
-            n_iter=int(found.nit),
-            converged=found.status == 0,
+            n_iter=found.n_iter,
+            converged=found.converged,
         )
 
 
