@@ -192,7 +192,9 @@ def linear_probe(
     x_fit, y_fit, keys = train[0], train[1], _keys(train)
     if val is not None and len(val[1]):
         join = np.concatenate if isinstance(train[0], np.ndarray) else torch.cat
-        x_fit, y_fit = join([train[0], val[0]]), join([train[1], val[1]])
+        y_fit = join([train[1], val[1]])
+        # the torch solver groups train and val rows without joining them: one copy, not two
+        x_fit = join([train[0], val[0]]) if solver == "sklearn" else [train[0], val[0]]
         keys = _joined_keys(train, val) if solver == "torch" else None
     if fitted:  # the refit starts from the chosen C's solution
         fitted = {float(np.log10(C)): fitted[min(fitted, key=lambda e: abs(e - np.log10(C)))]}

@@ -18,6 +18,7 @@ there.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -64,13 +65,25 @@ def group_counts(index: torch.Tensor) -> torch.Tensor:
 
 
 def chunk_rows(
-    x: torch.Tensor, target: torch.Tensor, index: torch.Tensor, counts: torch.Tensor | None = None
+    x: torch.Tensor | Sequence[torch.Tensor],
+    target: torch.Tensor,
+    index: torch.Tensor,
+    counts: torch.Tensor | None = None,
+    dtype: torch.dtype | None = None,
 ) -> RowChunks:
     """Regroup rows ``x`` ``[N, D]`` with class positions ``target`` and dataset keys ``index``.
 
-    ``counts``: :func:`group_counts`; None: this process holds every row.
+    ``x`` may be blocks of rows in order (a refit's train and val features): they are copied
+    straight into the groups, never joined first, so building costs one copy of the rows.
+    ``counts``: :func:`group_counts`; None: this process holds every row. ``dtype``: the
+    groups' (default: the rows').
     """
-    index = index.to(x.device).long()
+    blocks = [x] if isinstance(x, torch.Tensor) else list(x)
+    first_rows = [0]
+    for block in blocks:
+        first_rows.append(first_rows[-1] + len(block))
+    device, d = blocks[0].device, blocks[0].shape[1]
+    index = index.to(device).long()
     group = index % GROUPS
     local = torch.bincount(group, minlength=GROUPS)
     largest = int((local if counts is None else counts).max())
@@ -79,16 +92,19 @@ def chunk_rows(
     order = torch.argsort(index)
     order = order[torch.argsort(group[order], stable=True)]
     groups = torch.nonzero(local, as_tuple=False).flatten().tolist()
-    span, d = chunks * size, x.shape[1]
-    xs = x.new_zeros(len(groups) * span, d + 1)
-    target = target.to(x.device)
+    span = chunks * size
+    xs = torch.zeros(len(groups) * span, d + 1, dtype=dtype or blocks[0].dtype, device=device)
+    target = target.to(device)
     ts = target.new_zeros(len(groups) * span)
     start = 0
     for position, g in enumerate(groups):
         rows = order[start : start + int(local[g])]
         start += len(rows)
         low = position * span
-        xs[low : low + len(rows), :d] = x[rows]
+        for block, first, end in zip(blocks, first_rows, first_rows[1:], strict=False):
+            inside = torch.nonzero((rows >= first) & (rows < end), as_tuple=False).flatten()
+            if len(inside):
+                xs[low + inside, :d] = block[rows[inside] - first].to(device, xs.dtype)
         xs[low : low + len(rows), d] = 1
         ts[low : low + len(rows)] = target[rows]
     return RowChunks(groups, chunks, xs.view(-1, size, d + 1), ts.view(-1, size))

@@ -34,7 +34,7 @@ different models.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,7 +94,8 @@ def global_classes(y: torch.Tensor) -> torch.Tensor:
 class LogisticProblem:
     """Training rows prepared once for fits at any C (a search's): classes, grouped rows, count.
 
-    ``x`` ``[N, D]``, labels ``y``, ``index``: each row's dataset index (unique over processes),
+    ``x`` ``[N, D]`` (or blocks of rows in order, e.g. train and val features: grouped without
+    joining them first), labels ``y``, ``index``: each row's dataset index (unique over processes),
     which orders the sums; None: ``0 .. N-1``, the rows of one process holding them all. Under
     DDP each process passes its own rows (building this is a collective). The products run on
     ``x``'s device in ``dtype``; optimizer state and sums in float64.
@@ -102,20 +103,20 @@ class LogisticProblem:
 
     def __init__(
         self,
-        x: np.ndarray | torch.Tensor,
+        x: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor],
         y: np.ndarray | torch.Tensor,
         index: np.ndarray | torch.Tensor | None = None,
         dtype: torch.dtype = DEFAULT_DTYPE,
     ) -> None:
-        xt = _as_tensor(x)
-        self.device, self.dtype = xt.device, dtype
+        blocks = [_as_tensor(b) for b in ([x] if isinstance(x, np.ndarray | torch.Tensor) else x)]
+        self.device, self.dtype = blocks[0].device, dtype
         yt = _as_tensor(y, self.device).long()
         self.classes = global_classes(yt)
         self.n = float(all_reduce(torch.tensor([float(len(yt))], dtype=torch.float64, device=self.device)))
-        self.dims = xt.shape[1]
+        self.dims = blocks[0].shape[1]
         keys = torch.arange(len(yt), device=self.device) if index is None else _as_tensor(index, self.device)
         target = torch.searchsorted(self.classes, yt)
-        self.chunks = chunk_rows(xt.to(dtype), target, keys, group_counts(keys))
+        self.chunks = chunk_rows(blocks, target, keys, group_counts(keys), dtype)
         # Where each fit stopped and the data sums there, which do not depend on C, so that a
         # fit warm-started there (the search's) starts without evaluating; each costs what its
         # model does (two [K, D + 1] float64). ``_last``: the last point evaluated.

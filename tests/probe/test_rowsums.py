@@ -84,3 +84,14 @@ def test_processes_holding_parts_of_groups_pad_only_their_parts() -> None:
         total += group_sums(chunks, theta)
     alone = loss_and_gradient(chunk_rows(x, target, index), theta)
     torch.testing.assert_close(total.cumsum(0)[-1], alone, rtol=1e-5, atol=1e-4)
+
+
+def test_blocks_of_rows_group_as_the_joined_rows_do() -> None:
+    # a refit hands train and val features as two blocks, which are grouped without joining them
+    x, target, index, _ = _problem(n=1000, seed=4)
+    joined = chunk_rows(x, target, index, dtype=torch.float64)
+    blocks = chunk_rows([x[:700], x[700:]], target, index, dtype=torch.float64)
+    assert blocks.groups == joined.groups and blocks.chunks == joined.chunks
+    assert blocks.x.dtype == torch.float64
+    assert torch.equal(blocks.x, joined.x) and torch.equal(blocks.target, joined.target)
+    assert int(blocks.valid.sum()) == len(x)
